@@ -41,10 +41,15 @@ class Settings(BaseSettings):
     )
     kafka_version: str = Field("4.1.1", description="Kafka version fetched from Maven Central.")
     hbase_version: str = Field(
-        "2.6.3-hadoop3", description="HBase version fetched from Maven Central."
+        "2.6.1-hadoop3",
+        description="HBase version fetched from Maven Central (a `-hadoop3` build).",
     )
-    java_home: Path | None = Field(None, description="JDK for Kafka and HBase (default: java on PATH).")
-    stack_start_timeout_s: float = Field(180.0, description="Seconds to wait for a service to answer.")
+    java_home: Path | None = Field(
+        None, description="JDK for Kafka and HBase (default: java on PATH)."
+    )
+    stack_start_timeout_s: float = Field(
+        180.0, description="Seconds to wait for a service to answer."
+    )
 
     # --- processing ----------------------------------------------------------------
     session_timeout_s: int = Field(1800, description="Session inactivity timeout, both layers.")
@@ -54,15 +59,145 @@ class Settings(BaseSettings):
         description="Raw event archive: a local directory or any fsspec URL.",
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
-        "exactly_once", description="Faust processing guarantee."
+        "at_least_once",
+        description="Faust processing guarantee; counting is idempotent by construction "
+        "(docs/stream.md), so at_least_once is exact.",
     )
     topic_partitions: int = Field(8, description="Partitions of events.raw and the tables.")
+
+    # --- stream worker (footfall worker) ---------------------------------------------
+    app_id: str = Field(
+        "footfall", description="Faust app id: consumer group and prefix of changelog topics."
+    )
+    store_url: str = Field("rocksdb://", description="Faust table store (memory:// in unit tests).")
+    data_dir: Path = Field(
+        _home(".local", "share", "footfall", "worker"),
+        description="Worker state: RocksDB tables and the clean-shutdown marker.",
+    )
+    worker_session_timeout_s: float = Field(
+        30.0,
+        ge=6.0,
+        description="Kafka group session timeout: how long a dead worker keeps its partitions.",
+    )
+    batch_max_events: int = Field(
+        5000, ge=1, description="Most events one partition's micro-batch holds."
+    )
+    batch_within_s: float = Field(
+        0.25, gt=0, description="Longest wait for a micro-batch to fill before it is processed."
+    )
+    hll_type: Literal["HLL_4", "HLL_6", "HLL_8"] = Field(
+        "HLL_8", description="DataSketches HLL register width of the visitors sketches."
+    )
+    dedupe_window_h: float = Field(
+        24.0, ge=24.0, description="Hours an event id is remembered per visitor to drop retries."
+    )
+    dedupe_max_ids: int = Field(
+        1000, ge=1, description="Most event ids remembered per visitor (the newest are kept)."
+    )
+    bucket_retention_h: float = Field(
+        74.0,
+        ge=48.0,
+        description="Hours minute buckets are kept (>= 48 for reports, > 72 for late events).",
+    )
+    purge_interval_s: float = Field(
+        600.0, gt=0, description="Seconds between purges of expired buckets and sessions."
+    )
+    influx_flush_interval_s: float = Field(
+        1.0, gt=0, description="Seconds between writes of changed minute buckets to InfluxDB."
+    )
+    influx_batch_points: int = Field(5000, ge=1, description="Points per InfluxDB write request.")
+    influx_backoff_max_s: float = Field(
+        30.0, gt=0, description="Longest wait between retries while InfluxDB is unreachable."
+    )
+    archive_flush_events: int = Field(
+        50_000, ge=1, description="Events per partition buffered before an archive file is written."
+    )
+    archive_flush_s: float = Field(
+        60.0, gt=0, description="Longest time an event waits in the archive buffer."
+    )
+
+    # --- batch layer (footfall reprocess, batch/) -----------------------------------
+    batch_spark_master: str = Field(
+        "local[*]", description="Spark master of the batch job (`local[N]` or a cluster URL)."
+    )
+    batch_driver_memory: str = Field("2g", description="Spark driver memory of the batch job.")
+    batch_close_delay_s: int = Field(
+        900,
+        ge=0,
+        description="Seconds after a UTC day's end before a recompute marks it complete "
+        "(the archive's flush lag); on an open day, minutes this recent are left to the stream.",
+    )
+    batch_dedupe_margin_s: int = Field(
+        3600,
+        ge=0,
+        description="Seconds of the neighbouring days read to drop duplicate ids across midnight.",
+    )
+    batch_hbase_rows_per_write: int = Field(
+        1000, ge=1, description="Rows per HBase Thrift batch written by the batch job."
+    )
 
     # --- gateway -------------------------------------------------------------------
     gateway_host: str = Field("127.0.0.1", description="Gateway bind address.")
     gateway_port: int = Field(8000, description="Gateway port.")
+    demo_pages: bool = Field(
+        False, description="Serve the tracker demo page at /demo (development only)."
+    )
+    events_topic: str = Field("events.raw", description="Topic the gateway publishes events to.")
+    sites_topic: str = Field(
+        "footfall.sites", description="Compacted topic holding the site registry."
+    )
+    gateway_publish_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="Deadline for Kafka to acknowledge every event of a request; past it: 503.",
+    )
+    gateway_retry_after_s: int = Field(
+        5, ge=1, description="`Retry-After` seconds sent with a 503."
+    )
+    gateway_trust_forwarded_for: bool = Field(
+        False,
+        description="Take the client address from the last X-Forwarded-For entry (behind HAProxy).",
+    )
+    visitor_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Key of the daily salt of cookieless visitor hashes, the same on every "
+        "gateway (at least 16 bytes; empty: random per process, so replicas disagree).",
+    )
+    visitor_cookie_name: str = Field(
+        "ff_vid", description="Name of the first-party visitor cookie."
+    )
+    visitor_cookie_domain: str = Field(
+        "", description="Domain attribute of the visitor cookie (empty: the gateway host only)."
+    )
+    kafka_linger_ms: int = Field(5, ge=0, description="Producer linger before a batch is sent.")
+    kafka_batch_bytes: int = Field(
+        262_144, ge=1024, description="Producer batch size per partition, in bytes."
+    )
+    kafka_compression: Literal["auto", "zstd", "lz4", "gzip", "none"] = Field(
+        "auto",
+        description="Producer compression; auto: zstd, else lz4 (codec installed), else gzip.",
+    )
+    rate_limit_events_per_s: float = Field(
+        2000.0, ge=0, description="Events/s per site one gateway process accepts (0: no limit)."
+    )
+    rate_limit_burst: int = Field(
+        10_000, ge=1, description="Events per site one gateway process accepts in a burst."
+    )
+    sample_rate: int = Field(
+        1, ge=1, description="Keep 1 in N visitors (a power of two keeps sampled sets nested)."
+    )
+    sample_rate_max: int = Field(
+        1, ge=1, description="Highest N automatic overload sampling may reach (> sample_rate: on)."
+    )
+    sample_backlog_events: int = Field(
+        20_000,
+        ge=1,
+        description="Events awaiting Kafka acks above which automatic sampling doubles N.",
+    )
     web_port: int = Field(6066, description="Worker report API port.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
 
 
 @lru_cache(maxsize=1)

@@ -40,14 +40,29 @@ def log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists and is not a zombie."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state is [0]), or None when gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
-    # Field 3 is the state; a zombie ('Z') is dead for our purposes.
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        return None
+    return stat.rsplit(")", 1)[1].split()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists and is not a zombie."""
+    fields = _proc_stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def process_start_ticks(pid: int) -> str:
+    """The kernel's start time of a process (stat field 22): with the pid, a unique identity.
+
+    A pid file stores both, so a pid reused by an unrelated process after ours died is never
+    taken for ours (and never signalled by `down`).
+    """
+    fields = _proc_stat(pid)
+    return fields[19] if fields is not None else ""
 
 
 class Service(ABC):
@@ -93,11 +108,12 @@ class Service(ABC):
         if not run_dir.is_dir():
             return alive
         for pid_path in sorted(run_dir.glob("*.pid")):
+            pid_text, _, started = pid_path.read_text().strip().partition(" ")
             try:
-                pid = int(pid_path.read_text().strip())
+                pid = int(pid_text)
             except ValueError:
                 continue
-            if pid_alive(pid):
+            if pid_alive(pid) and process_start_ticks(pid) == started:
                 alive[pid_path.stem] = pid
         return alive
 
@@ -121,7 +137,8 @@ class Service(ABC):
         self.pid_file(spec.name).parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **spec.env}
         with log_path.open("ab") as log:
-            log.write(f"\n=== footfall stack: starting {spec.name} at {time.ctime()} ===\n".encode())
+            banner = f"\n=== footfall stack: starting {spec.name} at {time.ctime()} ===\n"
+            log.write(banner.encode())
             log.flush()
             proc = subprocess.Popen(
                 list(spec.argv),
@@ -132,12 +149,13 @@ class Service(ABC):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # `down` signals the whole group; Ctrl-C here does not.
             )
-        self.pid_file(spec.name).write_text(str(proc.pid))
+        self.pid_file(spec.name).write_text(f"{proc.pid} {process_start_ticks(proc.pid)}")
 
     def wait_healthy(self) -> None:
         """Poll `check` until it passes; on timeout or an early exit, raise with the log tail."""
         deadline = time.monotonic() + self.settings.stack_start_timeout_s
         reason = "not checked yet"
+        attempt = 0
         while time.monotonic() < deadline:
             reason = self.check() or ""
             if not reason:
@@ -150,7 +168,8 @@ class Service(ABC):
                     f"{self.name}: process {name!r} exited during start-up ({reason}).\n"
                     f"--- tail of {self.log_file(name)} ---\n{log_tail(self.log_file(name))}"
                 )
-            time.sleep(1.0)
+            time.sleep(min(1.0, 0.1 * 2**attempt))  # fast services answer at the 1st poll
+            attempt += 1
         tails = "\n".join(
             f"--- tail of {self.log_file(spec.name)} ---\n{log_tail(self.log_file(spec.name))}"
             for spec in self.processes()

@@ -58,8 +58,13 @@ def resolve(
     with log.open("wb") as out:
         result = subprocess.run(
             [
-                "mvn", "-B", "-q", "-f", str(target / "pom.xml"),
-                "dependency:copy-dependencies", "-DincludeScope=runtime",
+                "mvn",
+                "-B",
+                "-q",
+                "-f",
+                str(target / "pom.xml"),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
                 f"-DoutputDirectory={lib}",
             ],
             stdout=out,

@@ -1,0 +1,192 @@
+"""The counting agent: micro-batches of `events.raw` into sessions and minute buckets.
+
+One actor per partition (isolated_partitions), so a batch holds one partition's events in
+offset order and every table write lands in that partition's changelog. Per batch:
+
+1. tables.counting applies the events (skipping what a record already holds, by offset);
+2. every changed bucket is written once, and the changelog sends are awaited;
+3. only then every changed session is written, and those sends are awaited too: a session
+   record in the changelog implies that the bucket contributions it led to are there too,
+   which is what lets a replay skip an event for a session that already has it
+   (docs/stream.md, "Crashes");
+4. the changed buckets are marked dirty for the InfluxDB sink.
+
+The events are acked (and later committed) after the batch, by `take_events`, so a
+committed offset never runs ahead of the changelog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from faust import Stream
+from faust.types import EventT, StreamT
+
+from agents.sink import InfluxSink, bucket_line
+from agents.topics import events_topic
+from footfall.app import app
+from footfall.influx import InfluxClient
+from footfall.settings import Settings, get_settings
+from tables import io
+from tables.counting import BatchCounter, BatchResult, CountingRules
+from tables.definitions import minutes_by_site, sessions_by_visitor
+from tables.visitors import SketchConfig
+
+log = logging.getLogger(__name__)
+
+HOUR_MS = 3_600_000
+
+
+def counting_rules(settings: Settings) -> CountingRules:
+    return CountingRules(
+        session_timeout_s=settings.session_timeout_s,
+        dedupe_window_ms=int(settings.dedupe_window_h * HOUR_MS),
+        dedupe_max_ids=settings.dedupe_max_ids,
+        retention_ms=int(settings.bucket_retention_h * HOUR_MS),
+        sketch=SketchConfig(settings.hll_lg_k, settings.hll_type),
+    )
+
+
+_settings = get_settings()
+RULES = counting_rules(_settings)
+sink = InfluxSink(
+    lambda: InfluxClient.from_settings(_settings),
+    batch_points=_settings.influx_batch_points,
+    interval_s=_settings.influx_flush_interval_s,
+    backoff_max_s=_settings.influx_backoff_max_s,
+)
+
+# Fields an envelope must have for counting (the gateway always sets them).
+_REQUIRED = ("site", "visitor", "id", "name", "event_time", "received_at", "bot", "sample_rate")
+
+
+@dataclass
+class CountStats:
+    """What the worker counted, for /stream/stats/ and the benchmark."""
+
+    events_seen: int = 0
+    events_applied: int = 0
+    malformed: int = 0
+    batches: int = 0
+    offsets: dict[int, int] = field(default_factory=dict)  # partition -> last offset done
+    stream_time: dict[int, int] = field(default_factory=dict)  # partition -> newest received_at
+    #: (received_at, counted_at - received_at) of recent events, ms: gateway receipt to
+    #: durably counted (the bucket writes acknowledged by Kafka).
+    freshness: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=500_000))
+
+    def freshness_quantiles(self, since_ms: int = 0) -> dict[str, int | None]:
+        """p50, p95 and count of the freshness of events received at or after `since_ms`."""
+        ordered = sorted(lag for received, lag in self.freshness if received >= since_ms)
+
+        def quantile(q: float) -> int | None:
+            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
+
+        return {"p50": quantile(0.5), "p95": quantile(0.95), "n": len(ordered)}
+
+    def as_dict(self, since_ms: int | None = None) -> dict[str, Any]:
+        """The counters; freshness quantiles only when asked (they sort the recent events)."""
+        freshness = self.freshness_quantiles(since_ms) if since_ms is not None else None
+        return {
+            "events_seen": self.events_seen,
+            "events_applied": self.events_applied,
+            "malformed": self.malformed,
+            "batches": self.batches,
+            "offsets": {str(p): o for p, o in sorted(self.offsets.items())},
+            "freshness_ms": freshness,
+            "influx_pending": sink.pending(),
+            "influx_points_written": sink.points_written,
+            "influx_failures": sink.failures,
+        }
+
+
+STATS = CountStats()
+
+
+def decode_envelope(value: bytes) -> Mapping[str, Any] | None:
+    """The envelope of an `events.raw` value, or None when it cannot be counted."""
+    try:
+        envelope = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(envelope, dict) or any(envelope.get(k) is None for k in _REQUIRED):
+        return None
+    return envelope
+
+
+def _producer_running() -> bool:
+    # Under agent.test_context() no producer runs and changelog sends never complete.
+    return bool(app.producer.started)
+
+
+async def count_batch(batch: Sequence[EventT[bytes]]) -> None:
+    """Apply a micro-batch and write what changed (module docstring)."""
+    by_partition: dict[int, list[EventT[bytes]]] = {}
+    for event in batch:  # one partition under isolated_partitions; several under test_context
+        by_partition.setdefault(event.message.partition, []).append(event)
+    for partition, events in by_partition.items():
+        await _count_partition(partition, events)
+
+
+async def _count_partition(partition: int, batch: Sequence[EventT[bytes]]) -> BatchResult:
+    pairs: list[tuple[int, Mapping[str, Any]]] = []
+    for event in batch:
+        envelope = decode_envelope(event.value)
+        if envelope is None:
+            STATS.malformed += 1
+            log.warning(
+                "%s p%d o%d: not a countable envelope",
+                event.message.topic,
+                partition,
+                event.message.offset,
+            )
+            continue
+        pairs.append((event.message.offset, envelope))
+    counter = BatchCounter(
+        RULES,
+        load_session=lambda key: io.get(sessions_by_visitor, key),
+        load_bucket=lambda key: io.get(minutes_by_site, key),
+    )
+    send = _producer_running()
+    with io.in_partition(batch[-1]):
+        result = counter.apply(partition, pairs)
+        buckets = [(key, bucket.encode()) for key, bucket in result.buckets.items()]
+        await asyncio.gather(*await io.put_many(minutes_by_site, partition, buckets, send=send))
+        # Only now, with every bucket of the batch in Kafka, the sessions (module docstring).
+        sessions = [(key, session.encode()) for key, session in result.sessions.items()]
+        await asyncio.gather(
+            *await io.put_many(sessions_by_visitor, partition, sessions, send=send)
+        )
+    for key, bucket in result.buckets.items():
+        sink.mark(key, bucket_line(key, bucket))
+
+    counted_at = int(time.time() * 1000)
+    STATS.batches += 1
+    STATS.events_seen += len(batch)
+    STATS.events_applied += result.applied
+    STATS.offsets[partition] = batch[-1].message.offset
+    if result.stream_time > STATS.stream_time.get(partition, 0):
+        STATS.stream_time[partition] = result.stream_time
+    STATS.freshness.extend(
+        (envelope["received_at"], counted_at - envelope["received_at"]) for _, envelope in pairs
+    )
+    return result
+
+
+@app.agent(events_topic, isolated_partitions=True)
+async def count_events(stream: StreamT[bytes]) -> None:
+    """Sessionize events and count them into per-minute buckets (docs/stream.md)."""
+    assert isinstance(stream, Stream)  # take_events is not on StreamT
+    # The worker's log setup leaves aiokafka at DEBUG, and its producer builds a log
+    # record for every message sent: thousands per batch here.
+    logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLogger().level))
+    async for batch in stream.take_events(
+        _settings.batch_max_events, within=_settings.batch_within_s
+    ):
+        await count_batch(batch)

@@ -1,0 +1,179 @@
+"""Worker upkeep: the InfluxDB sink task, full rewrites after recovery, purges, rebalances.
+
+- After table recovery (worker start, every rebalance) every bucket of the partitions this
+  worker owns is marked dirty, so InfluxDB gets a full rewrite: a crash loses the dirty
+  set, never the points.
+- A revoked partition's dirty points and archive buffer are dropped (its next owner
+  rewrites and re-archives), after any write in flight has finished.
+- Every `purge_interval_s`, buckets older than `bucket_retention_h` and sessions idle for
+  longer than the dedupe window (plus the session timeout) are deleted, measured in
+  stream time (the newest `received_at` of the partition), so a replay purges alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
+
+from faust.types import TP
+from faust.web import Request, Response, View
+
+from agents.archive import archiver
+from agents.count import HOUR_MS, RULES, STATS, sink
+from agents.sink import bucket_line
+from agents.topics import events_topic
+from footfall.app import app
+from footfall.settings import get_settings
+from tables import io
+from tables.buckets import Bucket, parse_bucket_key
+from tables.codec import CodecError
+from tables.definitions import minutes_by_site, sessions_by_visitor
+from tables.sessions import Session
+
+log = logging.getLogger(__name__)
+_settings = get_settings()
+_CHUNK = 2000
+
+
+def owned_partitions() -> set[int]:
+    """Partitions of events.raw this worker processes now."""
+    topic = events_topic.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+
+
+async def write_to_influx() -> None:
+    """Write changed minute buckets to InfluxDB (agents.sink), forever."""
+    try:
+        await sink.run()
+    finally:
+        await sink.close()
+
+
+app.task(write_to_influx)
+
+
+async def route_to_every_actor(agents: int = 2, wait_s: float = 10.0) -> None:
+    """Make sure every agent's actor of every owned partition receives that partition.
+
+    Faust builds its partition -> channels index once per rebalance, right after it has
+    started the actors of newly assigned partitions; an actor whose stream registers its
+    channel later is left out until the next rebalance, while the other agent goes on
+    and acks the partition's events without it (seen as an archive missing a partition
+    after a rebalance). Table recovery ends before the stream partitions are resumed, so
+    here, once every actor has registered (`agents` channels per partition: counting and
+    archive), the index is rebuilt.
+    """
+    topic = events_topic.get_topic_name()
+    assigned = app.consumer.assignment()
+    wanted = {tp for tp in assigned if tp.topic == topic}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        registered: dict[TP, int] = dict.fromkeys(wanted, 0)
+        for channel in app.topics:
+            for tp in channel.active_partitions or ():
+                if tp in registered:
+                    registered[tp] += 1
+        if all(n >= agents for n in registered.values()) or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    missing = sorted(tp.partition for tp, n in registered.items() if n < agents)
+    if missing:
+        log.warning("Actors of partitions %s have not subscribed; routing what there is", missing)
+    before = {tp.partition: len(app.topics._tp_index.get(tp, ())) for tp in wanted}  # DIAG
+    log.warning("DIAG index before rebuild %s", before)  # DIAG
+    await app.topics.on_partitions_assigned(assigned)
+
+
+@minutes_by_site.on_recover
+async def rewrite_owned_buckets() -> None:
+    """Route every owned partition to every actor; mark every owned bucket dirty."""
+    await route_to_every_actor()
+    owned = owned_partitions()
+    marked = 0
+    for key, value in list(minutes_by_site.data.items()):
+        if parse_bucket_key(key)[2] not in owned:
+            continue  # a standby copy
+        sink.mark(key, bucket_line(key, Bucket.decode(value, RULES.sketch)))
+        marked += 1
+        if marked % _CHUNK == 0:
+            await asyncio.sleep(0)
+    log.info("Recovered %d minute buckets of partitions %s; rewriting them", marked, owned)
+
+
+async def drop_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """Stop writing what this worker no longer owns (module docstring)."""
+    revoked: set[TP] = args[0]
+    topic = events_topic.get_topic_name()
+    partitions = {tp.partition for tp in revoked if tp.topic == topic}
+    if not partitions:
+        return
+    async with sink.lock:
+        sink.forget_partitions(partitions)
+    async with archiver.lock:
+        archiver.drop(partitions)
+
+
+app.on_partitions_revoked.connect(cast(Any, drop_revoked))  # mode types the handler loosely
+
+
+async def purge_expired() -> None:
+    """Delete expired buckets and sessions of the owned partitions (module docstring)."""
+    await purge(owned_partitions(), STATS.stream_time)
+
+
+async def purge(owned: set[int], stream_time: Mapping[int, int]) -> tuple[int, int]:
+    """Purge the partitions in `owned` as of their stream time; (buckets, sessions) deleted."""
+    now = {p: t for p, t in stream_time.items() if p in owned}
+    if not now:
+        return 0, 0
+    bucket_cutoff = {p: t - RULES.retention_ms for p, t in now.items()}
+    session_cutoff = {
+        p: t - RULES.dedupe_window_ms - RULES.session_timeout_s * 1000 - HOUR_MS
+        for p, t in now.items()
+    }
+    old_buckets = []
+    for key in list(minutes_by_site.data.keys()):
+        _, minute, partition = parse_bucket_key(key)
+        if partition in bucket_cutoff and minute < bucket_cutoff[partition]:
+            old_buckets.append((partition, key))
+    idle_sessions = []
+    for n, (key, value) in enumerate(list(sessions_by_visitor.data.items())):
+        try:
+            partition, last_received = Session.peek_expiry(value)
+        except CodecError:
+            continue
+        if partition in session_cutoff and last_received < session_cutoff[partition]:
+            idle_sessions.append((partition, key))
+        if n % _CHUNK == 0:
+            await asyncio.sleep(0)
+    for start in range(0, len(old_buckets), _CHUNK):
+        await io.delete_many(minutes_by_site, old_buckets[start : start + _CHUNK])
+    sink.forget(key for _, key in old_buckets)
+    for start in range(0, len(idle_sessions), _CHUNK):
+        await io.delete_many(sessions_by_visitor, idle_sessions[start : start + _CHUNK])
+    if old_buckets or idle_sessions:
+        log.info("Purged %d buckets and %d sessions", len(old_buckets), len(idle_sessions))
+    return len(old_buckets), len(idle_sessions)
+
+
+app.timer(interval=_settings.purge_interval_s)(purge_expired)
+
+
+@app.page("/stream/stats/")
+class StreamStats(View):
+    """What this worker counted and archived, and how fresh (for tests and the benchmark)."""
+
+    async def get(self, request: Request) -> Response:
+        """`?since=<epoch ms>` adds the freshness of the events received from then on."""
+        since = request.query.get("since")
+        return self.json(
+            {
+                **STATS.as_dict(int(since) if since is not None else None),
+                "owned_partitions": sorted(owned_partitions()),
+                "archive_files": archiver.files_written,
+                "archive_events": archiver.events_archived,
+            }
+        )

@@ -1,0 +1,218 @@
+"""Recomputing UTC days: the steps of one day's rewrite, in the order that keeps it safe.
+
+For each day (batch.days gives its window):
+
+1. compute everything with Spark (batch.compute), nothing written yet;
+2. mark the sites' day `running` (batch.markers): from here until step 6 the reporting
+   API does not take the day from HBase;
+3. delete the sites' rows of the day (cells up to T), write the new rows (cells at T + 1,
+   from the executors, `foreachPartition`);
+4. rewrite the day's InfluxDB points (batch.influx);
+5. (a crash anywhere above leaves `running`; the next run redoes the whole day)
+6. mark the day `done` (closed) or `partial` (open), with its input counts.
+
+"The sites" are those asked for (`--site`), or, for a run over all sites, every site with
+events that day plus every site a run wrote on that day before (its stale rows must go).
+A dry run stops after step 1 and compares the recomputed day totals with what is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from batch import hbase, markers
+from batch.compare import Comparison, compare_day, recomputed_totals, stored_totals
+from batch.compute import DayFrames, JobRules, compute_day
+from batch.days import DayWindow, day_window, now_ms
+from batch.influx import point_line, rewrite
+from batch.markers import DayState, SiteDayStats
+from batch.reader import list_files, read_events
+from footfall.influx import InfluxClient
+from footfall.settings import Settings
+from tables.visitors import SketchConfig
+
+
+def job_rules(settings: Settings) -> JobRules:
+    return JobRules(
+        session_timeout_s=settings.session_timeout_s,
+        lg_k=settings.hll_lg_k,
+        dedupe_margin_ms=settings.batch_dedupe_margin_s * 1000,
+    )
+
+
+@dataclass(slots=True)
+class DayOutcome:
+    """What one day's run did (or, for a dry run, found)."""
+
+    window: DayWindow
+    state: DayState | None = None  # None: nothing written (dry run, or nothing to do yet)
+    sites: int = 0
+    read: int = 0
+    counted: int = 0
+    rows: int = 0
+    points: int = 0
+    seconds: float = 0.0
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.window.empty:
+            return f"{self.window.label}  not begun yet: nothing to recompute"
+        state = self.state.value if self.state is not None else "dry-run"
+        return (
+            f"{self.window.label}  {state:<8} sites={self.sites} read={self.read} "
+            f"counted={self.counted} rows={self.rows} points={self.points} "
+            f"{self.seconds:.1f}s"
+        )
+
+
+class Reprocessor:
+    """Recomputes days with one SparkSession and the given settings."""
+
+    def __init__(self, settings: Settings, spark: SparkSession, now: int | None = None) -> None:
+        self.settings = settings
+        self.spark = spark
+        self.rules = job_rules(settings)
+        self.sketch = SketchConfig(settings.hll_lg_k, settings.hll_type)
+        self.now = now if now is not None else now_ms()
+        self._last_version = 0
+
+    def window(self, day: date) -> DayWindow:
+        return day_window(day, self.now, self.settings.batch_close_delay_s)
+
+    def frames(self, window: DayWindow, sites: Sequence[str] | None) -> DayFrames:
+        margin = self.rules.dedupe_margin_ms
+        files = list_files(
+            self.settings.archive_url, window.start_ms - margin, window.end_ms + margin
+        )
+        raw = read_events(self.spark, files, sites)
+        return compute_day(raw, window, self.rules)
+
+    def run_day(self, day: date, sites: Sequence[str] | None, *, dry_run: bool) -> DayOutcome:
+        began = time.monotonic()
+        window = self.window(day)
+        outcome = DayOutcome(window)
+        if window.empty:
+            return outcome
+        frames = self.frames(window, sites)
+        try:
+            stats = {
+                row["site"]: SiteDayStats(row["read"], row["bots"], row["counted"])
+                for row in frames.site_stats.collect()
+            }
+            outcome.read = sum(s.read for s in stats.values())
+            outcome.counted = sum(s.counted for s in stats.values())
+            if dry_run:
+                outcome.comparisons = self._compare(frames, sites, stats)
+                outcome.sites = len({c.site for c in outcome.comparisons})
+            else:
+                self._write(frames, sites, stats, outcome)
+        finally:
+            frames.release()
+        outcome.seconds = time.monotonic() - began
+        return outcome
+
+    # --- writing ----------------------------------------------------------------------
+    def _version(self) -> int:
+        """T of this day's cells (module docstring), above every T this process used."""
+        version = max(now_ms(), self._last_version + 3)
+        self._last_version = version
+        return version
+
+    def _write(
+        self,
+        frames: DayFrames,
+        sites: Sequence[str] | None,
+        stats: dict[str, SiteDayStats],
+        outcome: DayOutcome,
+    ) -> None:
+        window = frames.window
+        day = window.label
+        all_sites = sites is None
+        version = self._version()
+        connection = hbase.connect(self.settings)
+        try:
+            hbase.ensure_tables(connection)
+            if all_sites:
+                targets = sorted(set(stats) | set(markers.sites_of_day(connection, day)))
+            else:
+                targets = sorted(set(sites or ()))
+            markers.begin(connection, day, targets, version, all_sites=all_sites)
+            for site in targets:
+                hbase.delete_site_day(connection, site, window.start_ms, window.end_ms, version)
+        finally:
+            connection.close()
+
+        outcome.rows = self._write_rows(frames, hbase.RowTarget.of(self.settings, version + 1))
+        outcome.points = asyncio.run(self._rewrite_influx(frames, sites))
+
+        state = DayState.DONE if window.closed else DayState.PARTIAL
+        details = {
+            "cutoff": window.cutoff_ms,
+            "session_timeout_s": self.rules.session_timeout_s,
+            "lg_k": self.rules.lg_k,
+        }
+        connection = hbase.connect(self.settings)
+        try:
+            site_stats = {site: stats.get(site, SiteDayStats()) for site in targets}
+            markers.finish(
+                connection,
+                day,
+                site_stats,
+                state,
+                details,
+                version,
+                all_sites=all_sites and window.closed,
+            )
+        finally:
+            connection.close()
+        outcome.state = state
+        outcome.sites = len(targets)
+
+    def _write_rows(self, frames: DayFrames, target: hbase.RowTarget) -> int:
+        written = self.spark.sparkContext.accumulator(0)
+
+        def write(rows: Iterator[Any]) -> None:
+            written.add(hbase.write_rows(target, rows))
+
+        frames.rows.foreachPartition(write)
+        value: int = written.value
+        return value
+
+    async def _rewrite_influx(self, frames: DayFrames, sites: Sequence[str] | None) -> int:
+        settings = self.settings
+        lines = (point_line(self.sketch, point) for point in frames.points.toLocalIterator())
+        async with InfluxClient.from_settings(settings, timeout_s=60) as client:
+            return await rewrite(
+                client,
+                frames.window,
+                None if sites is None else sorted(set(sites)),
+                lines,
+                settings.influx_batch_points,
+            )
+
+    # --- dry run ----------------------------------------------------------------------
+    def _compare(
+        self, frames: DayFrames, sites: Sequence[str] | None, stats: dict[str, SiteDayStats]
+    ) -> list[Comparison]:
+        recomputed = recomputed_totals(self.sketch, frames.totals.collect())
+        connection = hbase.connect(self.settings)
+        try:
+            hbase.ensure_tables(connection)
+            if sites is None:
+                day_sites = markers.sites_of_day(connection, frames.window.label)
+                targets = sorted(set(stats) | set(recomputed) | set(day_sites))
+            else:
+                targets = sorted(set(sites))
+            stored = asyncio.run(
+                stored_totals(self.settings, connection, frames.window, targets, self.sketch)
+            )
+        finally:
+            connection.close()
+        return compare_day(frames.window.label, targets, stored, recomputed)

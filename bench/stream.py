@@ -1,0 +1,363 @@
+"""Events per second of one stream worker, against a bare aiokafka consumer; and freshness.
+
+Run: ``.venv/bin/python bench/stream.py`` with the stack up (``footfall stack up``).
+
+1. Publishes `--events` events (~500 bytes each, as the gateway publishes them: 50,000
+   visitors over two hours, pageviews, custom events, revenue) to a fresh topic with
+   `topic_partitions` partitions.
+2. A bare aiokafka consumer loop reads the whole topic in this process (fetch and decode
+   the JSON, nothing else): the ceiling any consumer of this broker and machine has.
+3. One `footfall worker` process (counting and archive agents, InfluxDB sink) consumes the
+   same backlog; its rate is events over the time from its first counted batch to the
+   last event counted (the whole worker: sessions and buckets written to RocksDB and the
+   changelog, the archive written, points sent to InfluxDB).
+4. Freshness: a `footfall gateway` publishes to the same topic while this script posts
+   `--rate` events/s for `--seconds` (batches of 10); the worker measures, per event, the
+   time from the gateway's receipt (`received_at`, which precedes its 202) to the event
+   being durably counted (bucket writes acknowledged by Kafka); p50 and p95 are read from
+   its /stream/stats/. The client-side request latency (send to 202) is printed too.
+
+Prints a table; asserts nothing. Goals (issue 4): >= 20,000 events/s per worker, ratio to
+the bare loop >= 0.3, freshness p95 < 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from footfall.events import ENVELOPE_FIELD_NAMES, kafka_key  # noqa: E402
+from footfall.influx import quote_ident  # noqa: E402
+from footfall.settings import get_settings  # noqa: E402
+from footfall.stack.influxdb import InfluxDB  # noqa: E402
+from footfall.stack.kafka import Kafka  # noqa: E402
+from footfall.topics import ensure_topic  # noqa: E402
+
+SITE = "bench-shop"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def make_events(n: int, seed: int = 5) -> list[dict[str, Any]]:
+    """`n` envelopes of ~500 bytes over the last two hours, in event_time order."""
+    rng = random.Random(seed)
+    now = int(time.time() * 1000)
+    start = now - 2 * 3_600_000
+    events = []
+    for i in range(n):
+        t = start + i * (2 * 3_600_000) // n
+        product = rng.randrange(2000)
+        name = "pageview" if rng.random() < 0.85 else rng.choice(("add_to_cart", "purchase"))
+        event: dict[str, Any] = dict.fromkeys(ENVELOPE_FIELD_NAMES)
+        event.update(
+            site=SITE,
+            name=name,
+            url=f"https://shop.example.in/products/{product}?utm_source=news&utm_campaign=spring",
+            visitor=f"v{rng.randrange(50_000):06d}-{rng.randrange(10**9):09d}",
+            id=uuid.UUID(int=rng.getrandbits(128)).hex,
+            ts=t,
+            referrer="https://www.google.com/",
+            title=f"Product {product} - Example Shop",
+            props={"plan": "pro", "price": 4999.0},
+            revenue={"amount": 4999.0, "currency": "INR"} if name == "purchase" else None,
+            screen="1920x1080",
+            lang="en-IN",
+            received_at=t + 40,
+            event_time=t,
+            country=rng.choice(("IN", "US", "DE")),
+            device=rng.choice(("desktop", "mobile")),
+            browser=rng.choice(("Chrome", "Firefox", "Safari")),
+            os=rng.choice(("Windows", "Android", "iOS")),
+            bot=False,
+            source="news",
+            sample_rate=1,
+            path=f"/products/{product}",
+            utm_source="news",
+            utm_campaign="spring",
+        )
+        events.append(event)
+    return events
+
+
+async def publish(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    began = time.monotonic()
+    try:
+        pending = []
+        for event in events:
+            key = kafka_key(event["site"], event["visitor"])
+            pending.append(await producer.send(topic, orjson.dumps(event), key=key))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.monotonic() - began
+
+
+async def bare_consume(bootstrap: str, topic: str, partitions: int, total: int) -> float:
+    """Events/s of a plain aiokafka loop reading and JSON-decoding the whole topic."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    seen = 0
+    first: float | None = None
+    try:
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if first is None and batches:
+                first = time.monotonic()
+            for records in batches.values():
+                for record in records:
+                    orjson.loads(record.value)
+                seen += len(records)
+    finally:
+        await consumer.stop()
+    return total / (time.monotonic() - (first or time.monotonic()))
+
+
+async def stats(
+    session: aiohttp.ClientSession, port: int, since: int | None = None
+) -> dict[str, Any]:
+    query = f"?since={since}" if since is not None else ""
+    try:
+        async with session.get(f"http://127.0.0.1:{port}/stream/stats/{query}") as resp:
+            result: dict[str, Any] = await resp.json()
+            return result
+    except aiohttp.ClientError:
+        return {}
+
+
+async def wait_for(
+    session: aiohttp.ClientSession, port: int, key: str, target: Any, limit_s: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        current = await stats(session, port)
+        value = current.get(key)
+        if value is not None and (
+            value == target if key == "owned_partitions" else value >= target
+        ):
+            return current
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"worker: {key} did not reach {target} within {limit_s:.0f}s")
+
+
+async def measure_worker(
+    session: aiohttp.ClientSession, port: int, total: int
+) -> tuple[float, list[tuple[float, int]]]:
+    samples: list[tuple[float, int]] = []
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        seen = (await stats(session, port)).get("events_seen", 0)
+        samples.append((time.monotonic(), seen))
+        if seen >= total:
+            break
+        await asyncio.sleep(0.1)
+    started = next(t for t, seen in samples if seen > 0)
+    done = samples[-1][0]
+    return total / (done - started), samples
+
+
+async def post_paced(
+    url: str, rate: float, seconds: float, batch: int = 10
+) -> tuple[int, list[float]]:
+    """POST `rate` events/s for `seconds`; return events accepted and request latencies."""
+    rng = random.Random(9)
+    latencies: list[float] = []
+    accepted = 0
+    interval = batch / rate
+    began = time.monotonic()
+    async with aiohttp.ClientSession() as session:
+
+        async def one(i: int) -> None:
+            nonlocal accepted
+            events = [
+                {
+                    "site": SITE,
+                    "name": "pageview",
+                    "url": f"https://shop.example.in/products/{rng.randrange(500)}",
+                    "visitor": f"fresh-{rng.randrange(5000)}",
+                    "id": f"fresh-{i}-{j}",
+                }
+                for j in range(batch)
+            ]
+            sent = time.monotonic()
+            async with session.post(
+                url,
+                data=orjson.dumps({"events": events}),
+                headers={"Content-Type": "application/json"},
+            ) as resp:
+                await resp.read()
+                if resp.status == 202:
+                    accepted += batch
+                    latencies.append(time.monotonic() - sent)
+
+        tasks = []
+        i = 0
+        while time.monotonic() - began < seconds:
+            tasks.append(asyncio.create_task(one(i)))
+            i += 1
+            await asyncio.sleep(max(0.0, began + i * interval - time.monotonic()))
+        await asyncio.gather(*tasks)
+    return accepted, latencies
+
+
+async def run(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    reason = Kafka(settings).check()
+    if reason is not None:
+        raise SystemExit(f"Kafka is not answering ({reason}); run `footfall stack up`")
+    influx = InfluxDB(settings)
+    tag = uuid.uuid4().hex[:8]
+    topic = f"footfall-bench-stream-{tag}"
+    sites_topic = f"footfall-bench-sites-{tag}"
+    app_id = f"footfall-bench-{tag}"
+    influx_db = f"footfall_bench_{tag}"
+    partitions = settings.topic_partitions
+    if influx.check() is None:
+        influx.ensure_database(influx_db)
+    await ensure_topic(settings.kafka_bootstrap, topic, partitions=partitions)
+    work = Path(tempfile.mkdtemp(prefix="footfall-bench-stream-"))
+
+    events = make_events(args.events)
+    size = statistics.mean(len(orjson.dumps(e)) for e in events[:1000])
+    print(f"publishing {len(events):,} events of ~{size:.0f} bytes to {topic}")
+    print(f"  ({partitions} partitions)")
+    publish_s = await publish(settings.kafka_bootstrap, topic, events)
+    print(f"  published in {publish_s:.1f}s")
+
+    bare_rate = await bare_consume(settings.kafka_bootstrap, topic, partitions, len(events))
+    print(f"bare aiokafka loop: {bare_rate:,.0f} events/s")
+
+    web_port, gateway_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "FOOTFALL_APP_ID": app_id,
+        "FOOTFALL_EVENTS_TOPIC": topic,
+        "FOOTFALL_SITES_TOPIC": sites_topic,
+        "FOOTFALL_INFLUX_DB": influx_db,
+        "FOOTFALL_DATA_DIR": str(work / "worker"),
+        "FOOTFALL_ARCHIVE_URL": str(work / "archive"),
+        "FOOTFALL_WEB_PORT": str(web_port),
+        "FOOTFALL_LOG_LEVEL": "WARNING",
+        "FOOTFALL_VISITOR_SECRET": "bench-secret-0123456789abcdef",
+        "FOOTFALL_RATE_LIMIT_EVENTS_PER_S": "0",
+    }
+    log_dir = Path(args.log_dir)
+    worker = spawn(
+        [sys.executable, "-m", "agents.commands"], env, log_dir / "bench-stream-worker.log"
+    )
+    gateway: subprocess.Popen[bytes] | None = None
+    try:
+        async with aiohttp.ClientSession() as session:
+            worker_rate, _ = await measure_worker(session, web_port, len(events))
+            print(f"worker: {worker_rate:,.0f} events/s  (ratio {worker_rate / bare_rate:.2f})")
+
+            from footfall.sites.registry import add_site
+
+            await add_site(
+                settings.model_copy(update={"sites_topic": sites_topic}),
+                SITE,
+                domains=["shop.example.in"],
+            )
+            footfall = str(Path(sys.executable).with_name("footfall"))
+            gateway = spawn(
+                [footfall, "gateway", "--port", str(gateway_port)],
+                env,
+                log_dir / "bench-stream-gateway.log",
+            )
+            url = f"http://127.0.0.1:{gateway_port}"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    async with session.get(f"{url}/readyz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.2)
+            since = int(time.time() * 1000)
+            before = (await stats(session, web_port))["events_seen"]
+            accepted, latencies = await post_paced(f"{url}/v1/collect", args.rate, args.seconds)
+            await wait_for(session, web_port, "events_seen", before + accepted, 60)
+            fresh = (await stats(session, web_port, since))["freshness_ms"]
+            latencies.sort()
+
+            def p(q: float) -> float:
+                return latencies[int(q * (len(latencies) - 1))] * 1000 if latencies else 0.0
+
+            print(
+                f"freshness over {fresh['n']:,} events posted at {args.rate:,.0f}/s: "
+                f"p50 {fresh['p50']} ms, p95 {fresh['p95']} ms "
+                f"(gateway request latency p50 {p(0.5):.1f} ms, p95 {p(0.95):.1f} ms)"
+            )
+    finally:
+        for proc in (gateway, worker):
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([t for t in await admin.list_topics() if tag in t])
+        finally:
+            await admin.close()
+        if influx.check() is None:
+            influx.run_query(f"DROP DATABASE {quote_ident(influx_db)}")
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000, help="backlog size")
+    parser.add_argument("--rate", type=float, default=2000, help="events/s for freshness")
+    parser.add_argument("--seconds", type=float, default=15, help="freshness run length")
+    parser.add_argument("--log-dir", default=tempfile.gettempdir())
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""The one Faust app of the stream layer; agents/ and tables/ register on it.
+
+Every setting comes from footfall.settings (the environment): broker, store, partitions,
+web port, data dir. The processing guarantee is at_least_once: counting is idempotent by
+construction (docs/stream.md says why Faust's exactly_once is not used).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faust
+
+from footfall.settings import Settings, get_settings
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    """Faust broker URLs from the comma-separated bootstrap setting."""
+    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+
+
+def app_datadir(settings: Settings) -> Path:
+    """Where this app id keeps its RocksDB tables and its clean-shutdown marker."""
+    return settings.data_dir / settings.app_id
+
+
+def create_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.app_id,
+        broker=broker_urls(settings.kafka_bootstrap),
+        store=settings.store_url,
+        autodiscover=["agents", "tables"],
+        origin="footfall",
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=settings.topic_partitions,
+        web_port=settings.web_port,
+        datadir=str(app_datadir(settings)),
+        # Counting survives replays, so a rebalance need not wait for in-flight events
+        # (the archive holds its events unacked until their file is written; waiting for
+        # them would stall the rebalance for up to archive_flush_s).
+        stream_wait_empty=False,
+        producer_acks=-1,
+        broker_session_timeout=settings.worker_session_timeout_s,
+        broker_heartbeat_interval=settings.worker_session_timeout_s / 10,
+        loghandlers=[],
+    )
+
+
+app = create_app(get_settings())

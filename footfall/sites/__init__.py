@@ -1,0 +1,1 @@
+"""Sites: the merchants' properties the gateway accepts events for."""

@@ -1,0 +1,164 @@
+"""Per-minute metric buckets: one per site, UTC minute and source partition.
+
+A bucket is the partial of one `events.raw` partition for one site and minute: its events
+come from that partition only, in offset order, so `offset` (the last event applied) tells
+a replay what the bucket already holds. The partials of a minute add up across partitions
+(visitors too: a visitor's events all live on one partition, so the partitions' visitor
+sets are disjoint).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from footfall.metrics import (
+    COUNTERS,
+    EVENT_DIMENSIONS,
+    SESSION_DIMENSIONS,
+)
+from tables.codec import CodecError, Reader, Writer
+from tables.visitors import SketchConfig, Visitors
+
+# Positions of the counters in `Stats.counts` (the order of footfall.metrics.COUNTERS).
+EVENTS: Final = COUNTERS.index("events")
+PAGEVIEWS: Final = COUNTERS.index("pageviews")
+TRANSACTIONS: Final = COUNTERS.index("transactions")
+SESSIONS: Final = COUNTERS.index("sessions")
+BOUNCES: Final = COUNTERS.index("bounces")
+DURATION_SUM: Final = COUNTERS.index("duration_sum")
+N_COUNTERS: Final = len(COUNTERS)
+
+KNOWN_DIMENSIONS: Final = frozenset(EVENT_DIMENSIONS + SESSION_DIMENSIONS)
+_VERSION: Final = 1
+_SEP: Final = "|"
+
+
+def bucket_key(site: str, minute: int, partition: int) -> bytes:
+    """`site|minute_epoch_ms|partition`: unique per partition whatever the store."""
+    return f"{site}{_SEP}{minute}{_SEP}{partition}".encode()
+
+
+def parse_bucket_key(key: bytes) -> tuple[str, int, int]:
+    """(site, minute, partition) of a bucket key. Site ids never contain '|'."""
+    site, minute, partition = key.decode().split(_SEP)
+    return site, int(minute), int(partition)
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters (sums of sample rates; duration in ms) and visitors of a bucket or row."""
+
+    counts: list[int]
+    visitors: Visitors
+
+    @classmethod
+    def empty(cls, config: SketchConfig) -> Stats:
+        return cls([0] * N_COUNTERS, Visitors(config))
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(zip(COUNTERS, self.counts, strict=True))
+
+
+@dataclass(slots=True)
+class Bucket:
+    """All metrics of one site, minute and partition, with breakdowns per dimension value.
+
+    Breakdown rows stay encoded until used: a batch touches few of a bucket's rows, and
+    decoding and re-encoding all of them (with their sketches) at every write would cost
+    more than the counting itself.
+    """
+
+    config: SketchConfig
+    offset: int = -1
+    total: Stats = field(init=False)
+    revenue: dict[str, int] = field(default_factory=dict)  # currency -> millionths
+    # dimension -> value -> row, decoded (Stats) or as stored (bytes)
+    rows: dict[str, dict[str, Stats | bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.total = Stats.empty(self.config)
+
+    def row(self, dimension: str, value: str) -> Stats:
+        """The breakdown row of a dimension value, created empty on first use."""
+        rows = self.rows.get(dimension)
+        if rows is None:
+            rows = self.rows[dimension] = {}
+        stats = rows.get(value)
+        if stats is None:
+            stats = rows[value] = Stats.empty(self.config)
+        elif isinstance(stats, bytes):
+            stats = rows[value] = _read_stats(Reader(stats), self.config)
+        return stats
+
+    @property
+    def breakdowns(self) -> dict[str, dict[str, Stats]]:
+        """Every row, decoded: dimension -> value -> Stats."""
+        return {
+            dim: {value: self.row(dim, value) for value in rows} for dim, rows in self.rows.items()
+        }
+
+    # --- codec ----------------------------------------------------------------------
+    def encode(self) -> bytes:
+        w = Writer()
+        w.uint(_VERSION)
+        w.sint(self.offset)
+        _write_stats(w, self.total)
+        w.uint(len(self.revenue))
+        for currency in sorted(self.revenue):
+            w.text(currency)
+            w.sint(self.revenue[currency])
+        w.uint(len(self.rows))
+        for dimension in sorted(self.rows):
+            rows = self.rows[dimension]
+            w.text(dimension)
+            w.uint(len(rows))
+            for value in sorted(rows):
+                w.text(value)
+                stats = rows[value]
+                if isinstance(stats, bytes):
+                    w.blob(stats)
+                else:
+                    row = Writer()
+                    _write_stats(row, stats)
+                    w.blob(row.getvalue())
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes, config: SketchConfig) -> Bucket:
+        r = Reader(data)
+        version = r.uint()
+        if version != _VERSION:
+            raise CodecError(f"bucket value version {version}, expected {_VERSION}")
+        bucket = cls(config, offset=r.sint())
+        bucket.total = _read_stats(r, config)
+        for _ in range(r.uint()):
+            currency = r.text()
+            bucket.revenue[currency] = r.sint()
+        for _ in range(r.uint()):
+            dimension = r.text()
+            rows: dict[str, Stats | bytes] = {}
+            bucket.rows[dimension] = rows
+            for _ in range(r.uint()):
+                value = r.text()
+                rows[value] = r.blob()
+        if not r.at_end():
+            raise CodecError("trailing bytes after bucket value")
+        return bucket
+
+
+def _write_stats(w: Writer, stats: Stats) -> None:
+    for n in stats.counts:
+        w.sint(n)
+    sketches = list(stats.visitors.items())
+    w.uint(len(sketches))
+    for rate, raw in sketches:
+        w.uint(rate)
+        w.blob(raw)
+
+
+def _read_stats(r: Reader, config: SketchConfig) -> Stats:
+    counts = [r.sint() for _ in range(N_COUNTERS)]
+    n = r.uint()
+    visitors = Visitors.from_items(config, iter([(r.uint(), r.blob()) for _ in range(n)]))
+    return Stats(counts, visitors)

@@ -1,0 +1,308 @@
+"""Applying one partition's micro-batch of events to sessions and minute buckets.
+
+Pure: records come in through `load_session` / `load_bucket` (encoded bytes, or None) and
+leave as the `BatchResult`, so the same code runs under Faust (agents/count.py) and in
+tests. The rules are footfall.metrics'; this module decides only how the stream layer
+keeps them incrementally:
+
+- A record (session or bucket) holds the source offset of the last event applied to it.
+  An event whose offset is not above a record's offset is already in that record and is
+  not applied to it again: a replay after a crash changes nothing (docs/stream.md).
+- Event-scoped metrics go to the event's minute, session-scoped ones to the minute the
+  session started, updated as the session grows: a second event undoes the bounce, the
+  duration grows, the exit page row moves to the new exit page.
+- Events arrive in offset order, which for a visitor is normally event_time order. An
+  event earlier than its session's last event joins the session if it falls inside it,
+  and otherwise counts in its own minute's event-scoped metrics only (it would belong to
+  a session already closed or not known here); the batch layer recomputes such days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from footfall.events import kafka_key
+from footfall.metrics import (
+    ABSENT_VALUE,
+    DIMENSION_FIELDS,
+    EVENT_DIMENSIONS,
+    PAGEVIEW,
+    SESSION_DIMENSIONS,
+    counts_in_metrics,
+    minute_of,
+    revenue_units,
+    starts_new_session,
+)
+from tables.buckets import (
+    BOUNCES,
+    DURATION_SUM,
+    EVENTS,
+    PAGEVIEWS,
+    SESSIONS,
+    TRANSACTIONS,
+    Bucket,
+    bucket_key,
+)
+from tables.sessions import Session
+from tables.visitors import SketchConfig
+
+# Session dimensions fixed by the first event, in SESSION_DIMENSIONS order.
+START_DIMENSIONS: Final = tuple(d for d in SESSION_DIMENSIONS if d != "exit_page")
+_START_FIELDS: Final = tuple(DIMENSION_FIELDS[d] for d in START_DIMENSIONS)
+_EXIT_FIELD: Final = DIMENSION_FIELDS["exit_page"]
+_EVENT_FIELDS: Final = tuple((d, DIMENSION_FIELDS[d]) for d in EVENT_DIMENSIONS)
+
+Loader = Callable[[bytes], bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
+class CountingRules:
+    """The settings counting depends on (footfall.settings)."""
+
+    session_timeout_s: int = 1800
+    dedupe_window_ms: int = 24 * 3_600_000
+    dedupe_max_ids: int = 1000
+    retention_ms: int = 74 * 3_600_000
+    sketch: SketchConfig = field(default_factory=SketchConfig)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """Records changed by a batch, to be written once each: buckets first (docs/stream.md)."""
+
+    buckets: dict[bytes, Bucket] = field(default_factory=dict)
+    sessions: dict[bytes, Session] = field(default_factory=dict)
+    applied: int = 0  # events newly counted (not bots, duplicates or replays)
+    stream_time: int = 0  # newest received_at seen
+
+
+# What a session adds to each session-scoped row of its start bucket: sessions, bounces,
+# duration_sum (each already multiplied by the sample rate), and the row values
+# (SESSION_DIMENSIONS order, exit_page last).
+_Contribution = tuple[int, int, int, tuple[str, ...]]
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) and value else ABSENT_VALUE
+
+
+class BatchCounter:
+    """Applies micro-batches of one partition's events; see the module docstring."""
+
+    def __init__(self, rules: CountingRules, load_session: Loader, load_bucket: Loader) -> None:
+        self.rules = rules
+        self._load_session = load_session
+        self._load_bucket = load_bucket
+        self._timeout_s = rules.session_timeout_s
+
+    def apply(self, partition: int, batch: Iterable[tuple[int, Mapping[str, Any]]]) -> BatchResult:
+        """Apply (offset, envelope) pairs, in offset order, of one partition."""
+        result = BatchResult()
+        self._result = result
+        self._sessions: dict[bytes, Session | None] = {}
+        self._buckets: dict[bytes, Bucket] = {}
+        for offset, event in batch:
+            received = event["received_at"]
+            if received > result.stream_time:
+                result.stream_time = received
+            if not counts_in_metrics(event["bot"]):
+                continue
+            self._apply_one(partition, offset, event)
+        return result
+
+    # --- records ----------------------------------------------------------------------
+    def _session(self, key: bytes) -> Session | None:
+        if key in self._sessions:
+            return self._sessions[key]
+        raw = self._load_session(key)
+        session = Session.decode(raw) if raw is not None else None
+        self._sessions[key] = session
+        return session
+
+    def _bucket(self, key: bytes) -> Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            raw = self._load_bucket(key)
+            sketch = self.rules.sketch
+            bucket = Bucket.decode(raw, sketch) if raw is not None else Bucket(sketch)
+            self._buckets[key] = bucket
+        return bucket
+
+    def _bucket_at(
+        self,
+        touched: dict[bytes, Bucket | None],
+        site: str,
+        minute: int,
+        partition: int,
+        offset: int,
+    ) -> Bucket | None:
+        key = bucket_key(site, minute, partition)
+        if key in touched:
+            return touched[key]
+        bucket = self._bucket(key)
+        found = touched[key] = bucket if bucket.offset < offset else None
+        return found
+
+    # --- one event ------------------------------------------------------------------
+    def _apply_one(self, partition: int, offset: int, event: Mapping[str, Any]) -> None:
+        rules = self.rules
+        site: str = event["site"]
+        visitor: str = event["visitor"]
+        event_time: int = event["event_time"]
+        received: int = event["received_at"]
+        minute = minute_of(event_time)
+        if minute < received - rules.retention_ms:
+            return  # its bucket may be purged already; never recreate a partial one
+        skey = kafka_key(site, visitor)
+        session = self._session(skey)
+        if session is not None and session.offset >= offset:
+            return  # replay: this event is in the session and in every bucket it touched
+        event_id: str = event["id"]
+        if session is not None and event_id in session.ids:
+            return  # a retried send: counted once
+
+        # Buckets this event changes, each decided once: None when it already holds the
+        # event (written before the crash that caused this replay).
+        touched: dict[bytes, Bucket | None] = {}
+        bucket_at = self._bucket_at
+
+        rate: int = event["sample_rate"]
+        is_pageview = event["name"] == PAGEVIEW
+        path = _text(event.get(_EXIT_FIELD))
+        event_bucket = bucket_at(touched, site, minute, partition, offset)
+        if event_bucket is not None:
+            self._add_event(event_bucket, event, visitor, rate, is_pageview)
+
+        if session is None or (
+            event_time >= session.last
+            and starts_new_session(session.last, event_time, self._timeout_s)
+        ):
+            ids = session.ids if session is not None else {}
+            session = Session(
+                partition=partition,
+                offset=offset,
+                start=event_time,
+                last=event_time,
+                events=1,
+                pageviews=int(is_pageview),
+                rate=rate,
+                attributes=[_text(event.get(f)) for f in _START_FIELDS],
+                exit_page=path if is_pageview else ABSENT_VALUE,
+                exit_time=event_time if is_pageview else -1,
+                last_received=received,
+                ids=ids,
+            )
+            start_bucket = bucket_at(touched, site, minute, partition, offset)
+            if start_bucket is not None:
+                _move(start_bucket, None, _contribution(session), visitor)
+        elif event_time >= session.start:
+            before = _contribution(session)
+            session.events += 1
+            if event_time > session.last:
+                session.last = event_time
+            if is_pageview:
+                session.pageviews += 1
+                if event_time >= session.exit_time:
+                    session.exit_page = path
+                    session.exit_time = event_time
+            start_bucket = bucket_at(touched, site, minute_of(session.start), partition, offset)
+            if start_bucket is not None:
+                _move(start_bucket, before, _contribution(session), visitor)
+        # else: earlier than its session's start: event-scoped only (module docstring).
+
+        session.offset = offset
+        session.remember(event_id, received, rules.dedupe_window_ms, rules.dedupe_max_ids)
+        self._sessions[skey] = session
+        self._result.sessions[skey] = session
+        for key, bucket in touched.items():
+            if bucket is not None:
+                bucket.offset = offset
+                self._result.buckets[key] = bucket
+        self._result.applied += 1
+
+    @staticmethod
+    def _add_event(
+        bucket: Bucket, event: Mapping[str, Any], visitor: str, rate: int, is_pageview: bool
+    ) -> None:
+        revenue = event.get("revenue")
+        rows = [bucket.total]
+        rows.extend(bucket.row(dim, _text(event.get(f))) for dim, f in _EVENT_FIELDS)
+        for stats in rows:
+            counts = stats.counts
+            counts[EVENTS] += rate
+            if is_pageview:
+                counts[PAGEVIEWS] += rate
+            if revenue is not None:
+                counts[TRANSACTIONS] += rate
+            stats.visitors.add(visitor, rate)
+        if revenue is not None:
+            currency = revenue["currency"]
+            units = revenue_units(revenue["amount"]) * rate
+            bucket.revenue[currency] = bucket.revenue.get(currency, 0) + units
+
+
+def _contribution(session: Session) -> _Contribution:
+    rate = session.rate
+    return (
+        rate,
+        rate if session.events == 1 else 0,
+        rate * (session.last - session.start),
+        (*session.attributes, session.exit_page),
+    )
+
+
+_SESSION_DIMENSIONS_ORDER: Final = (*START_DIMENSIONS, "exit_page")
+
+
+def _move(bucket: Bucket, before: _Contribution | None, after: _Contribution, visitor: str) -> None:
+    """Replace a session's contribution to its start bucket (`before` None: a new session).
+
+    Every session-scoped row the session stays in gets `after - before`; a row it leaves
+    (the old exit page) loses `before`; a row it enters gains `after` and the visitor.
+    The bucket total's visitors are event-scoped and were counted with the event.
+    """
+    sessions, bounces, duration, values = after
+    rate = sessions
+    if before is None:
+        counts = bucket.total.counts
+        counts[SESSIONS] += sessions
+        counts[BOUNCES] += bounces
+        counts[DURATION_SUM] += duration
+        for dim, value in zip(_SESSION_DIMENSIONS_ORDER, values, strict=True):
+            row = bucket.row(dim, value)
+            counts = row.counts
+            counts[SESSIONS] += sessions
+            counts[BOUNCES] += bounces
+            counts[DURATION_SUM] += duration
+            row.visitors.add(visitor, rate)
+        return
+    old_sessions, old_bounces, old_duration, old_values = before
+    d_sessions = sessions - old_sessions
+    d_bounces = bounces - old_bounces
+    d_duration = duration - old_duration
+    changed = d_sessions or d_bounces or d_duration
+    if changed:
+        counts = bucket.total.counts
+        counts[SESSIONS] += d_sessions
+        counts[BOUNCES] += d_bounces
+        counts[DURATION_SUM] += d_duration
+    for dim, value, old_value in zip(_SESSION_DIMENSIONS_ORDER, values, old_values, strict=True):
+        if value == old_value:
+            if changed:
+                counts = bucket.row(dim, value).counts
+                counts[SESSIONS] += d_sessions
+                counts[BOUNCES] += d_bounces
+                counts[DURATION_SUM] += d_duration
+            continue
+        counts = bucket.row(dim, old_value).counts
+        counts[SESSIONS] -= old_sessions
+        counts[BOUNCES] -= old_bounces
+        counts[DURATION_SUM] -= old_duration
+        row = bucket.row(dim, value)
+        counts = row.counts
+        counts[SESSIONS] += sessions
+        counts[BOUNCES] += bounces
+        counts[DURATION_SUM] += duration
+        row.visitors.add(visitor, rate)

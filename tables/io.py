@@ -1,0 +1,89 @@
+"""Reading and writing Faust tables from a micro-batch, with the changelog sends in hand.
+
+`table[key] = value` finds the partition of the write (local RocksDB and changelog) from
+the event being processed, a context variable that Faust sets per event in the stream's
+own task. A batch from `take_events` is processed in the agent's task, where that variable
+is not set, so `in_partition` sets it for the batch (one partition per batch: agents run
+with isolated_partitions).
+
+`put_many` writes a batch's records locally and hands their changelog messages straight to
+the Kafka producer, returning the delivery futures: a caller can wait until Kafka has some
+writes before it makes others that depend on them. (Faust's own path, `table[key] = v`,
+queues each message in a buffer of 100 and stalls the stream whenever it is full, which
+at thousands of session records per batch is most of the time.) When the deliveries are
+acknowledged the store's persisted changelog offset advances, as Faust's own sends do, so
+a clean restart reads only the changelog tail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from faust.streams import _current_event
+from faust.types import TP, EventT
+
+
+@contextmanager
+def in_partition(event: EventT[Any]) -> Iterator[None]:
+    """Make table reads and writes address the partition of `event`."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def get(table: Any, key: bytes) -> bytes | None:
+    """The stored value, or None."""
+    value: bytes | None = table.data.get(key)
+    return value
+
+
+def put(table: Any, partition: int, key: bytes, value: bytes) -> Any:
+    """Write one record locally and to the changelog (Faust's own, buffered path)."""
+    table.data[key] = value
+    return table.send_changelog(partition, key, value)
+
+
+async def delete_many(table: Any, keys: Sequence[tuple[int, bytes]]) -> None:
+    """Delete (partition, key) records locally and send their changelog tombstones."""
+    store = table.data
+    producer = table.app.producer
+    topic = table.changelog_topic.get_topic_name()
+    send = bool(producer.started)
+    for partition, key in keys:
+        store.pop(key, None)
+        if send:
+            await producer.send(topic, key, None, partition, None, None)
+
+
+async def put_many(
+    table: Any, partition: int, items: Sequence[tuple[bytes, bytes]], *, send: bool = True
+) -> list[asyncio.Future[Any]]:
+    """Write records locally (call inside `in_partition`) and send their changelog messages.
+
+    Returns the delivery futures (empty with `send=False`: no producer runs under
+    agent.test_context()). The last one also advances the store's persisted offset.
+    """
+    store = table.data
+    for key, value in items:
+        store[key] = value
+    if not send or not items:
+        return []
+    producer = table.app.producer
+    topic = table.changelog_topic.get_topic_name()
+    futures: list[asyncio.Future[Any]] = [
+        await producer.send(topic, key, value, partition, None, None) for key, value in items
+    ]
+    tp = TP(topic, partition)
+
+    def persisted(fut: asyncio.Future[Any]) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            store.set_persisted_offset(tp, fut.result().offset)
+
+    futures[-1].add_done_callback(persisted)
+    return futures

@@ -1,0 +1,74 @@
+"""The counting agent under `agent.test_context()`, with the memory:// store (no broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+import orjson
+import pytest
+from faust.exceptions import AlreadyConfiguredWarning
+from yarl import URL
+
+from agents import count
+from footfall.app import app
+from footfall.events import kafka_key
+from tables.buckets import Bucket, parse_bucket_key
+from tables.definitions import minutes_by_site, sessions_by_visitor
+from tables.sessions import Session
+
+
+class Harness:
+    """Feeds envelopes to the agent and reads its tables back."""
+
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+
+    async def feed(self, events: Iterable[Mapping[str, Any]], *, partition: int = 0) -> None:
+        """Put events (offsets continue from the last put) and wait until all are counted."""
+        last = -1
+        for event in events:
+            key = kafka_key(event["site"], event["visitor"])
+            sent = await self.agent.put(
+                key=key, value=orjson.dumps(event), partition=partition, wait=False
+            )
+            last = sent.message.offset
+        async with asyncio.timeout(10):
+            while count.STATS.offsets.get(partition, -1) < last:  # noqa: ASYNC110 - polls the agent
+                await asyncio.sleep(0.01)
+
+    def replay_from(self, offset: int) -> None:
+        """Make the next puts reuse offsets from `offset` on, as a restart would."""
+        self.agent.sent_offset = offset
+
+    def buckets(self) -> dict[tuple[str, int, int], Bucket]:
+        return {
+            parse_bucket_key(key): Bucket.decode(value, count.RULES.sketch)
+            for key, value in minutes_by_site.data.items()
+        }
+
+    def raw_buckets(self) -> dict[bytes, bytes]:
+        return dict(minutes_by_site.data.items())
+
+    def session(self, site: str, visitor: str) -> Session | None:
+        raw = sessions_by_visitor.data.get(kafka_key(site, visitor))
+        return Session.decode(raw) if raw is not None else None
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    app.finalize()
+    if app.conf.store.scheme != "memory":
+        # Tables open their store on first use, which has not happened in this process.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AlreadyConfiguredWarning)
+            app.conf.store = URL("memory://")
+    app.flow_control.resume()
+    minutes_by_site.data.clear()
+    sessions_by_visitor.data.clear()
+    count.STATS.offsets.clear()
+    count.sink.forget(list(count.sink._dirty))
+    async with count.count_events.test_context() as agent:
+        yield Harness(agent)

@@ -1,0 +1,13 @@
+"""The README's settings table is the generated one: a new setting cannot go undocumented."""
+
+from pathlib import Path
+
+from footfall.settings_doc import settings_table
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_holds_the_generated_settings_table() -> None:
+    assert settings_table() in README.read_text(), (
+        "README settings table is stale: run `python -m footfall.settings_doc` and paste it"
+    )
