@@ -1,12 +1,15 @@
 """The archive agent: every event (bots included) into hour-partitioned Parquet files.
 
 Events are buffered per partition and written (footfall.archive) when the buffer holds
-`archive_flush_events` events or its oldest is `archive_flush_s` old. Until its file is
-written an event stays unacked (the agent holds a reference on its message), so the
-consumer cannot commit past it and a crash replays it. After a write the partition's
-progress record (the last archived offset) is stored, and replayed events at or below it
-are skipped. A buffer of a partition that is revoked is dropped unwritten: its events are
-not committed, so the partition's next owner archives them.
+`archive_flush_events` events or its oldest is `archive_flush_s` old. After a write the
+partition's progress record (the last archived offset) is stored. Every write covers the
+offsets from the progress on without a hole: offsets missing from the buffer (events
+committed by the counting agent before a crash, a rebalance that dropped a buffer, events
+Faust cleared from its queues in a rebalance) are read back from Kafka first. So the
+archive does not depend on when Faust acks or commits: it is idempotent by offsets, like
+counting. Events at or below the progress, or already buffered, are skipped. The buffer of
+a partition that a rebalance gives to another worker is dropped (agents/upkeep.py); the
+new owner reads from that partition's progress on.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 from faust import Stream
 from faust.types import EventT, StreamT
 
@@ -39,9 +43,23 @@ def _progress_key(partition: int) -> bytes:
 
 @dataclass
 class _Buffer:
-    events: list[EventT[bytes]] = field(default_factory=list)
+    last_event: EventT[bytes] | None = None  # to address the partition's table writes
     rows: list[tuple[int, int, Mapping[str, Any]]] = field(default_factory=list)
     since: float = field(default_factory=time.monotonic)
+
+    @property
+    def last_offset(self) -> int:
+        return self.rows[-1][1] if self.rows else -1
+
+
+def _envelope(value: bytes | None) -> Mapping[str, Any] | None:
+    try:
+        envelope = orjson.loads(value) if value is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("event_time"), int):
+        return None
+    return envelope
 
 
 class Archiver:
@@ -55,6 +73,7 @@ class Archiver:
         self.lock = asyncio.Lock()
         self.files_written = 0
         self.events_archived = 0
+        self.events_read_back = 0
         self.skipped = 0
 
     def progress(self, partition: int) -> int:
@@ -63,23 +82,20 @@ class Archiver:
 
     def add(self, partition: int, events: Sequence[EventT[bytes]]) -> bool:
         """Buffer events not archived yet; True when the buffer is due for writing."""
-        done = self.progress(partition)
         buffer = self.buffers.setdefault(partition, _Buffer())
+        done = max(self.progress(partition), buffer.last_offset)
         for event in events:
             offset = event.message.offset
             if offset <= done:
-                continue
-            try:
-                envelope = orjson.loads(event.value)
-            except orjson.JSONDecodeError:
-                envelope = None
-            if not isinstance(envelope, dict) or not isinstance(envelope.get("event_time"), int):
+                continue  # archived, or buffered already (Faust delivered it again)
+            envelope = _envelope(event.value)
+            if envelope is None:
                 self.skipped += 1
                 log.warning("events.raw p%d o%d: not an envelope, not archived", partition, offset)
                 continue
-            event.message.incref()  # released in flush(), once the file is written
-            buffer.events.append(event)
             buffer.rows.append((partition, offset, envelope))
+            buffer.last_event = event
+            done = offset
         return len(buffer.rows) >= self.flush_events
 
     def due(self) -> list[int]:
@@ -89,24 +105,66 @@ class Archiver:
     async def flush(self, partition: int) -> None:
         async with self.lock:
             buffer = self.buffers.pop(partition, None)
-            if buffer is None or not buffer.rows:
+            if buffer is None or not buffer.rows or buffer.last_event is None:
                 return
-            paths = await asyncio.to_thread(self.writer.write, partition, buffer.rows)
-            last = buffer.events[-1]
-            with io.in_partition(last):
+            rows = await self._without_holes(partition, self.progress(partition), buffer.rows)
+            paths = await asyncio.to_thread(self.writer.write, partition, rows)
+            with io.in_partition(buffer.last_event):
                 io.put(
                     archive_progress_by_partition,
                     partition,
                     _progress_key(partition),
-                    str(last.message.offset).encode(),
+                    str(rows[-1][1]).encode(),
                 )
-            for event in buffer.events:
-                event.ack()
             self.files_written += len(paths)
-            self.events_archived += len(buffer.rows)
+            self.events_archived += len(rows)
+
+    async def _without_holes(
+        self, partition: int, progress: int, rows: list[tuple[int, int, Mapping[str, Any]]]
+    ) -> list[tuple[int, int, Mapping[str, Any]]]:
+        """`rows` with the offsets missing since `progress` read back from Kafka."""
+        complete: list[tuple[int, int, Mapping[str, Any]]] = []
+        expected = progress + 1
+        for row in rows:
+            if row[1] > expected:
+                complete.extend(await self._read_back(partition, expected, row[1]))
+            complete.append(row)
+            expected = row[1] + 1
+        return complete
+
+    async def _read_back(
+        self, partition: int, start: int, end: int
+    ) -> list[tuple[int, int, Mapping[str, Any]]]:
+        """Events of offsets [start, end) of a partition, straight from Kafka."""
+        tp = TopicPartition(events_topic.get_topic_name(), partition)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=_settings.kafka_bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        rows: list[tuple[int, int, Mapping[str, Any]]] = []
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            while await consumer.position(tp) < end:
+                batches = await consumer.getmany(tp, timeout_ms=1000)
+                for record in batches.get(tp, []):
+                    if record.offset >= end:
+                        break
+                    envelope = _envelope(record.value)
+                    if envelope is None:
+                        self.skipped += 1
+                        continue
+                    rows.append((partition, record.offset, envelope))
+        finally:
+            await consumer.stop()
+        self.events_read_back += len(rows)
+        log.info("Archive p%d: read back offsets %d..%d from Kafka", partition, start, end - 1)
+        return rows
 
     def drop(self, partitions: Iterable[int]) -> None:
-        """Forget the buffers of revoked partitions (their events are replayed elsewhere)."""
+        """Forget the buffers of partitions now owned elsewhere (archived there)."""
         for partition in partitions:
             self.buffers.pop(partition, None)
 

@@ -11,8 +11,8 @@ offset order and every table write lands in that partition's changelog. Per batc
    (docs/stream.md, "Crashes");
 4. the changed buckets are marked dirty for the InfluxDB sink.
 
-The events are acked (and later committed) after the batch, by `take_events`, so a
-committed offset never runs ahead of the changelog.
+The events are acked (and later committed) only after all of that, so a committed offset
+never runs ahead of the changelog.
 """
 
 from __future__ import annotations
@@ -189,4 +189,12 @@ async def count_events(stream: StreamT[bytes]) -> None:
     async for batch in stream.take_events(
         _settings.batch_max_events, within=_settings.batch_within_s
     ):
+        # take_events acks a batch when its generator is closed, also when the actor is
+        # stopped in the middle of the batch (a rebalance, a shutdown). Our own reference
+        # on each message, released only once the batch's writes are in Kafka, keeps an
+        # interrupted batch from being committed.
+        for event in batch:
+            event.message.incref()
         await count_batch(batch)
+        for event in batch:
+            event.ack()

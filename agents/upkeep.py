@@ -3,8 +3,10 @@
 - After table recovery (worker start, every rebalance) every bucket of the partitions this
   worker owns is marked dirty, so InfluxDB gets a full rewrite: a crash loses the dirty
   set, never the points.
-- A revoked partition's dirty points and archive buffer are dropped (its next owner
-  rewrites and re-archives), after any write in flight has finished.
+- A revoked partition's dirty points are dropped (its next owner, maybe this worker
+  again, rewrites them after recovery), after any write in flight has finished; the
+  archive buffer of a partition that went to another worker is dropped (its events were
+  never acked, so the new owner archives them).
 - Every `purge_interval_s`, buckets older than `bucket_retention_h` and sessions idle for
   longer than the dedupe window (plus the session timeout) are deleted, measured in
   stream time (the newest `received_at` of the partition), so a replay purges alike.
@@ -82,8 +84,6 @@ async def route_to_every_actor(agents: int = 2, wait_s: float = 10.0) -> None:
     missing = sorted(tp.partition for tp, n in registered.items() if n < agents)
     if missing:
         log.warning("Actors of partitions %s have not subscribed; routing what there is", missing)
-    before = {tp.partition: len(app.topics._tp_index.get(tp, ())) for tp in wanted}  # DIAG
-    log.warning("DIAG index before rebuild %s", before)  # DIAG
     await app.topics.on_partitions_assigned(assigned)
 
 
@@ -104,19 +104,36 @@ async def rewrite_owned_buckets() -> None:
 
 
 async def drop_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-    """Stop writing what this worker no longer owns (module docstring)."""
+    """Stop writing points of partitions that may go elsewhere (module docstring).
+
+    Kafka's eager rebalance revokes every partition and then assigns them again, most of
+    them to the same worker; the points dropped here come back with the full rewrite
+    after recovery.
+    """
     revoked: set[TP] = args[0]
     topic = events_topic.get_topic_name()
     partitions = {tp.partition for tp in revoked if tp.topic == topic}
-    if not partitions:
-        return
-    async with sink.lock:
-        sink.forget_partitions(partitions)
+    if partitions:
+        async with sink.lock:
+            sink.forget_partitions(partitions)
+
+
+async def drop_unassigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """Forget the archive buffers of partitions this worker lost in a rebalance.
+
+    Only those: a partition revoked and assigned back keeps its actor and its buffer,
+    which is written as usual (dropping it would only make the archive read it back).
+    """
+    assigned: set[TP] = args[0]
+    topic = events_topic.get_topic_name()
+    kept = {tp.partition for tp in assigned if tp.topic == topic}
     async with archiver.lock:
-        archiver.drop(partitions)
+        archiver.drop([p for p in list(archiver.buffers) if p not in kept])
 
 
-app.on_partitions_revoked.connect(cast(Any, drop_revoked))  # mode types the handler loosely
+# mode types signal handlers loosely
+app.on_partitions_revoked.connect(cast(Any, drop_revoked))
+app.on_partitions_assigned.connect(cast(Any, drop_unassigned))
 
 
 async def purge_expired() -> None:
@@ -175,5 +192,6 @@ class StreamStats(View):
                 "owned_partitions": sorted(owned_partitions()),
                 "archive_files": archiver.files_written,
                 "archive_events": archiver.events_archived,
+                "archive_read_back": archiver.events_read_back,
             }
         )

@@ -59,16 +59,18 @@ class DayOutcome:
     rows: int = 0
     points: int = 0
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step
     comparisons: list[Comparison] = field(default_factory=list)
 
     def summary(self) -> str:
         if self.window.empty:
             return f"{self.window.label}  not begun yet: nothing to recompute"
         state = self.state.value if self.state is not None else "dry-run"
+        phases = " ".join(f"{name}={seconds:.1f}s" for name, seconds in self.phases.items())
         return (
             f"{self.window.label}  {state:<8} sites={self.sites} read={self.read} "
             f"counted={self.counted} rows={self.rows} points={self.points} "
-            f"{self.seconds:.1f}s"
+            f"{self.seconds:.1f}s ({phases})"
         )
 
 
@@ -106,6 +108,7 @@ class Reprocessor:
                 row["site"]: SiteDayStats(row["read"], row["bots"], row["counted"])
                 for row in frames.site_stats.collect()
             }
+            outcome.phases["sessions"] = time.monotonic() - began
             outcome.read = sum(s.read for s in stats.values())
             outcome.counted = sum(s.counted for s in stats.values())
             if dry_run:
@@ -149,8 +152,12 @@ class Reprocessor:
         finally:
             connection.close()
 
+        began = time.monotonic()
         outcome.rows = self._write_rows(frames, hbase.RowTarget.of(self.settings, version + 1))
+        outcome.phases["hbase"] = time.monotonic() - began
+        began = time.monotonic()
         outcome.points = asyncio.run(self._rewrite_influx(frames, sites))
+        outcome.phases["influx"] = time.monotonic() - began
 
         state = DayState.DONE if window.closed else DayState.PARTIAL
         details = {

@@ -233,11 +233,18 @@ def _rss_kib(pid: int) -> int:
 
 
 def _children(pid: int) -> list[int]:
+    """Children of every thread of pid (the JVM forks its Python workers from its threads)."""
+    found: list[int] = []
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(p) for p in handle.read().split()]
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
-        return []
+        return found
+    for task in tasks:
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def _name(pid: int) -> str:

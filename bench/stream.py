@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python bench/stream.py`` with the stack up (``footfall stack up``).
 
-1. Publishes `--events` events (~500 bytes each, as the gateway publishes them: 50,000
+1. Publishes `--events` events (~560 bytes each, as the gateway publishes them: 50,000
    visitors over two hours, pageviews, custom events, revenue) to a fresh topic with
    `topic_partitions` partitions.
 2. A bare aiokafka consumer loop reads the whole topic in this process (fetch and decode
@@ -83,13 +83,13 @@ def make_events(n: int, seed: int = 5) -> list[dict[str, Any]]:
         event.update(
             site=SITE,
             name=name,
-            url=f"https://shop.example.in/products/{product}?utm_source=news&utm_campaign=spring",
+            url=f"https://shop.example.in/p/{product}?utm_source=news",
             visitor=f"v{rng.randrange(50_000):06d}-{rng.randrange(10**9):09d}",
             id=uuid.UUID(int=rng.getrandbits(128)).hex,
             ts=t,
             referrer="https://www.google.com/",
-            title=f"Product {product} - Example Shop",
-            props={"plan": "pro", "price": 4999.0},
+            title=f"Product {product}",
+            props={"plan": "pro"},
             revenue={"amount": 4999.0, "currency": "INR"} if name == "purchase" else None,
             screen="1920x1080",
             lang="en-IN",
@@ -102,9 +102,8 @@ def make_events(n: int, seed: int = 5) -> list[dict[str, Any]]:
             bot=False,
             source="news",
             sample_rate=1,
-            path=f"/products/{product}",
+            path=f"/p/{product}",
             utm_source="news",
-            utm_campaign="spring",
         )
         events.append(event)
     return events

@@ -29,15 +29,16 @@ def create_app(settings: Settings) -> faust.App:
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap),
         store=settings.store_url,
-        autodiscover=["agents", "tables"],
+        autodiscover=["agents", "tables", "web.reports"],
         origin="footfall",
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.topic_partitions,
         web_port=settings.web_port,
+        # What other workers call to gather report partials (web/reports/gather.py).
+        canonical_url=settings.worker_url or None,
         datadir=str(app_datadir(settings)),
-        # Counting survives replays, so a rebalance need not wait for in-flight events
-        # (the archive holds its events unacked until their file is written; waiting for
-        # them would stall the rebalance for up to archive_flush_s).
+        # Counting and archiving are idempotent by offsets, so a rebalance or a stop need
+        # not wait for events in flight: whatever is cut short is done again.
         stream_wait_empty=False,
         producer_acks=-1,
         broker_session_timeout=settings.worker_session_timeout_s,

@@ -12,11 +12,13 @@ import random
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from footfall.settings import get_settings
+from footfall.settings import Settings, get_settings
+from footfall.sites.registry import RegistryError, add_site, list_sites, rotate_key
 
 DEMO_SITE = "demo"
 PAGES = ("/", "/products", "/products/tea", "/products/coffee", "/cart", "/checkout", "/about")
@@ -122,6 +124,45 @@ async def run_traffic(gateway: str, site: str, rate: float, duration_s: float, s
     return accepted
 
 
+def demo_key_file(settings: Settings) -> Path:
+    """Where `make run` keeps the demo site's report key (the registry holds only its hash)."""
+    return settings.state_dir / "demo-site.key"
+
+
+async def ensure_demo_site(settings: Settings, site: str) -> str:
+    """Register the demo site once and return its report API key.
+
+    The registry never stores keys in clear, so a key lost from the state dir is replaced
+    by rotating it rather than read back.
+    """
+    key_file = demo_key_file(settings)
+    registered = {record.site for record in await list_sites(settings)}
+    if site in registered and key_file.exists():
+        return key_file.read_text().strip()
+    if site in registered:
+        _, key = await rotate_key(settings, site)
+    else:
+        _, key = await add_site(
+            settings, site, timezone="Asia/Kolkata", domains=("shop.example", "localhost")
+        )
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    return key
+
+
+def _setup(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    try:
+        key = asyncio.run(ensure_demo_site(settings, args.site))
+    except RegistryError as exc:
+        print(f"footfall demo setup: {exc}", file=sys.stderr)
+        return 1
+    print(f"demo site {args.site!r} is registered; its report key is in {demo_key_file(settings)}")
+    print(key)
+    return 0
+
+
 def _traffic(args: argparse.Namespace) -> int:
     settings = get_settings()
     gateway = args.gateway or f"http://{settings.gateway_host}:{settings.gateway_port}"
@@ -133,6 +174,9 @@ def _traffic(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = subparsers.add_parser("demo", help="demo traffic through the gateway")
     actions = demo.add_subparsers(dest="action", required=True)
+    setup = actions.add_parser("setup", help="register the demo site once; print its key last")
+    setup.add_argument("--site", default=DEMO_SITE)
+    setup.set_defaults(func=_setup)
     traffic = actions.add_parser("traffic", help="post browser-like events for a while")
     traffic.add_argument("--site", default=DEMO_SITE)
     traffic.add_argument("--rate", type=float, default=20.0, help="events per second")

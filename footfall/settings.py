@@ -195,8 +195,81 @@ class Settings(BaseSettings):
         description="Events awaiting Kafka acks above which automatic sampling doubles N.",
     )
     web_port: int = Field(6066, description="Worker report API port.")
+
+    # --- reporting API (web/reports, served by the workers) -----------------------------
+    worker_url: str = Field(
+        "",
+        description="URL other workers reach this worker's web port at (empty: "
+        "http://<hostname>:<web_port>); reports gather the table partials through it.",
+    )
+    report_tables_window_h: float = Field(
+        48.0,
+        gt=0,
+        description="Hours back from now that reports read from the worker tables; older "
+        "minutes come from HBase (completed batch days) or InfluxDB. Below bucket_retention_h.",
+    )
+    report_peer_timeout_s: float = Field(
+        10.0, gt=0, description="Longest wait for another worker's partials before a 503."
+    )
+    report_live_ttl_s: float = Field(
+        2.0,
+        ge=0,
+        description="Seconds a report's gathered table partials are reused for the same "
+        "span (0: gather on every request); concurrent requests share one gathering.",
+    )
+    report_batch_range_ttl_s: float = Field(
+        30.0, ge=0, description="Seconds a site's batch_until (HBase markers) is reused."
+    )
+    report_history_ttl_s: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds merged HBase and InfluxDB partials are reused (a rerun of an "
+        "already completed day shows after at most this long).",
+    )
+    report_cache_entries: int = Field(
+        4096, ge=0, description="Most merged history partials a worker keeps (LRU)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
+    )
+
+    # --- observability (footfall.logs, footfall.dogstatsd, footfall.tracing) ------------
+    environment: str = Field(
+        "",
+        description="Deployment environment name (ECS service.environment, Datadog env tag, "
+        "OpenTelemetry deployment.environment); empty: not set.",
+    )
+    dogstatsd_enabled: bool = Field(
+        False, description="Also send every footfall_* metric to a DogStatsD agent (Datadog)."
+    )
+    dogstatsd_host: str = Field(
+        "127.0.0.1", description="DogStatsD agent host (on Kubernetes: the node's address)."
+    )
+    dogstatsd_port: int = Field(8125, description="DogStatsD agent UDP port.")
+    dogstatsd_interval_s: float = Field(
+        10.0, gt=0, description="Seconds between two sends of the metrics to DogStatsD."
+    )
+    dogstatsd_tags: str = Field(
+        "", description="Extra DogStatsD tags on every metric, comma separated (`team:web,a:b`)."
+    )
+    tracing_enabled: bool = Field(
+        False,
+        description="Export OpenTelemetry traces over OTLP/HTTP (gateway request -> Kafka "
+        "headers -> worker batch).",
+    )
+    otlp_endpoint: str = Field(
+        "http://127.0.0.1:4318",
+        description="OTLP/HTTP collector base URL; traces go to <url>/v1/traces.",
+    )
+    tracing_sample_ratio: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="Share of gateway requests traced (parent-based: the worker follows).",
+    )
+    metrics_pushgateway_url: str = Field(
+        "",
+        description="Prometheus Pushgateway the batch job pushes its run metrics to (empty: none).",
     )
 
 

@@ -1,0 +1,73 @@
+# syntax=docker/dockerfile:1
+# Footfall's image: one image for the gateway and the stream worker (target `runtime`, the
+# default command is the gateway), and a larger one for the batch job (target `batch`, with
+# the Java runtime Spark needs). Both run as the unprivileged user 1001 (the chart's
+# securityContext), with a read-only root filesystem: /tmp and the worker's /data are
+# volumes.
+#
+#   docker build -t footfall/footfall:0.1.0 --target runtime .
+#   docker build -t footfall/footfall:0.1.0-batch --target batch .
+#   docker build --build-arg EXTRAS=s3 ...     # + s3fs, for an s3:// archive (see below)
+#
+# The project is installed in place (editable) under /app because the gateway serves the
+# tracker from web/tracker/ next to its package.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/footfall \
+    PATH=/opt/footfall/bin:$PATH \
+    HOME=/tmp
+RUN groupadd --system --gid 1001 footfall \
+ && useradd --system --uid 1001 --gid 1001 --home-dir /tmp --shell /usr/sbin/nologin footfall
+
+FROM base AS build
+# Extra packages for the archive's filesystem, space separated: `s3` adds s3fs.
+ARG EXTRAS=""
+RUN pip install uv
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY footfall ./footfall
+COPY agents ./agents
+COPY tables ./tables
+COPY batch ./batch
+COPY web ./web
+RUN uv venv /opt/footfall \
+ && uv pip install --python /opt/footfall/bin/python -e . \
+ && if [ -n "$EXTRAS" ]; then \
+      for extra in $EXTRAS; do case "$extra" in \
+        s3) uv pip install --python /opt/footfall/bin/python s3fs ;; \
+        *) echo "unknown extra: $extra" >&2; exit 1 ;; \
+      esac; done; \
+    fi \
+ && /opt/footfall/bin/python -m compileall -q /app /opt/footfall >/dev/null
+
+FROM build AS build-batch
+RUN uv pip install --python /opt/footfall/bin/python -e '.[spark]' \
+ && /opt/footfall/bin/python -m compileall -q /opt/footfall >/dev/null
+
+FROM base AS runtime
+COPY --from=build /opt/footfall /opt/footfall
+COPY --from=build /app /app
+WORKDIR /app
+USER 1001:1001
+# gateway (FOOTFALL_GATEWAY_PORT), worker web server (FOOTFALL_WEB_PORT)
+EXPOSE 8000 6066
+ENTRYPOINT ["footfall"]
+CMD ["gateway"]
+
+FROM base AS batch
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+ && rm -rf /var/lib/apt/lists/*
+ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
+COPY --from=build-batch /opt/footfall /opt/footfall
+COPY --from=build-batch /app /app
+WORKDIR /app
+USER 1001:1001
+ENTRYPOINT ["footfall"]
+CMD ["reprocess", "--help"]

@@ -1,0 +1,110 @@
+"""The stream worker's probes and metrics page, on Faust's web server (`web_port`).
+
+- `GET /healthz`: the worker's event loop answers (liveness). Faust starts its web server
+  before table recovery, so this answers while tables recover.
+- `GET /readyz`: 200 once table recovery is complete and the worker counts; 503 while it
+  recovers (at start and after each rebalance). A StatefulSet rollout waits on it, so the
+  next worker is restarted only once the previous one has caught up.
+- `GET /metrics`: the worker's Prometheus page (footfall.observability.WorkerMetrics),
+  with the per-partition gauges (consumer lag, stream time, freshness delay) and the
+  recovery state refreshed from Faust at each scrape.
+
+`install(app, metrics, ...)` registers the three pages on the Faust app; agents/ calls it
+once at import, with the functions that give this worker's counting state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from footfall.observability import WorkerMetrics
+
+StreamTimes = Callable[[], Mapping[int, int]]
+
+
+def recovery_state(app: Any) -> tuple[bool, int]:
+    """(recovering, changelog messages remaining) of a Faust app's table recovery."""
+    recovery = app.tables.recovery
+    recovering = bool(recovery.in_recovery) or not recovery.completed.is_set()
+    remaining = int(recovery.active_remaining_total()) if recovery.in_recovery else 0
+    return recovering, remaining
+
+
+def offsets_by_partition(app: Any, topic: str) -> tuple[dict[int, int], ...]:
+    """(end, committed, read) offsets of `topic`'s partitions, from Faust's monitor."""
+    from faust.sensors.metrics import performance_metrics
+
+    consumer = performance_metrics(app)["consumer"]
+
+    def of(kind: str) -> dict[int, int]:
+        found = (consumer.get(kind) or {}).get(topic) or {}
+        return {int(p): int(o) for p, o in found.items() if o is not None}
+
+    return of("end_offsets"), of("committed_offsets"), of("read_offsets")
+
+
+def refresh(
+    app: Any, metrics: WorkerMetrics, topic: str, stream_time_ms: StreamTimes, owned: set[int]
+) -> bool:
+    """Update the scrape-time gauges; return readiness."""
+    recovering, remaining = recovery_state(app)
+    metrics.table_recovering.set(1 if recovering else 0)
+    metrics.table_recovery_remaining.set(remaining)
+    end, committed, read = offsets_by_partition(app, topic)
+    metrics.set_partitions(
+        topic,
+        end_offsets={p: o for p, o in end.items() if p in owned},
+        committed=committed,
+        read=read,
+        stream_time_ms=stream_time_ms(),
+        now=time.time(),
+    )
+    metrics.ready.set(0 if recovering else 1)
+    return not recovering
+
+
+def install(
+    app: Any,
+    metrics: WorkerMetrics,
+    *,
+    topic: str,
+    stream_time_ms: StreamTimes,
+    owned_partitions: Callable[[], set[int]],
+) -> None:
+    """Register /healthz, /readyz and /metrics on the Faust app (module docstring)."""
+    from faust.web import Request, Response, View
+
+    @app.page("/healthz")
+    class Healthz(View):
+        """The event loop answers."""
+
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok"})
+
+    @app.page("/readyz")
+    class Readyz(View):
+        """Tables recovered: the worker counts."""
+
+        async def get(self, request: Request) -> Response:
+            recovering, remaining = recovery_state(app)
+            ready = not recovering
+            metrics.ready.set(1 if ready else 0)
+            return self.json(
+                {"ready": ready, "recovering": recovering, "recovery_remaining": remaining},
+                status=200 if ready else 503,
+            )
+
+    @app.page("/metrics")
+    class Metrics(View):
+        """Prometheus page of the worker."""
+
+        async def get(self, request: Request) -> Response:
+            refresh(app, metrics, topic, stream_time_ms, owned_partitions())
+            # As a header: aiohttp refuses a charset inside `content_type=`.
+            return self.bytes(
+                generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+            )

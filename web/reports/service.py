@@ -1,0 +1,225 @@
+"""Reports assembled from the sources that hold each part of a range.
+
+Which source answers a minute (`plan`):
+
+1. HBase, for the days the batch layer completed (`meta.batch_until` is where they end);
+2. the worker tables, for the last `report_tables_window_h` hours;
+3. InfluxDB, for what lies between (or before the first batch day): counters exact,
+   visitors only per minute, no breakdowns (those parts are listed as `unavailable`
+   in `meta.sources` for breakdowns and filtered series).
+
+Until the batch layer has completed a day, 2 and 3 answer everything. Every source adds to
+the same per-bucket partials (web.reports.accumulate), so a bucket that straddles two
+sources is still one merged sketch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+from zoneinfo import ZoneInfo
+
+from footfall.metrics import MINUTE_MS
+from footfall.settings import Settings
+from tables.visitors import SketchConfig
+from web.reports.accumulate import SeriesAcc, ValuesAcc
+from web.reports.gather import TablesSource
+from web.reports.history import BatchSpan, HBaseSource, HistoryCache, InfluxSource, SourceError
+from web.reports.intervals import bucket_range, floor_minute, iso, now_ms
+from web.reports.local import Read
+from web.reports.merge import AggBuilder, metric_values
+from web.reports.params import BreakdownQuery, RealtimeQuery, SeriesQuery
+
+log = logging.getLogger(__name__)
+
+SourceName = Literal["hbase", "tables", "influxdb", "unavailable"]
+REALTIME_MINUTES: Final = 30
+REALTIME_VISITOR_MINUTES: Final = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    source: SourceName
+    start: int
+    end: int
+
+
+def plan(start: int, end: int, batch: BatchSpan | None, tables_floor: int) -> list[Segment]:
+    """The sources of [start, end), in time order (see the module docstring)."""
+    cuts = {start, end, tables_floor}
+    if batch is not None:
+        cuts.update((batch.first_ms, batch.until_ms))
+    points = sorted(c for c in cuts if start <= c <= end)
+    segments: list[Segment] = []
+    for a, b in itertools.pairwise(points):
+        source: SourceName
+        if batch is not None and batch.first_ms <= a and b <= batch.until_ms:
+            source = "hbase"
+        elif a >= tables_floor:
+            source = "tables"
+        else:
+            source = "influxdb"
+        if segments and segments[-1].source == source:
+            segments[-1] = Segment(source, segments[-1].start, b)
+        else:
+            segments.append(Segment(source, a, b))
+    return segments
+
+
+@dataclass(slots=True)
+class Meta:
+    batch_until: int | None = None
+    sampled: bool = False
+    sources: list[Segment] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_json(self, zone: ZoneInfo) -> dict[str, Any]:
+        return {
+            "batch_until": iso(self.batch_until, zone) if self.batch_until is not None else None,
+            "sampled": self.sampled,
+            "sources": [
+                {"from": iso(s.start, zone), "to": iso(s.end, zone), "source": s.source}
+                for s in self.sources
+            ],
+            "warnings": self.warnings,
+        }
+
+
+class Reports:
+    """The report service: one per worker, shared by every request."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: SketchConfig,
+        tables: TablesSource,
+        *,
+        influx: InfluxSource | None = None,
+        hbase: HBaseSource | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.tables = tables
+        self.influx = influx
+        self.hbase = hbase
+        self.clock = clock
+        self.cache = HistoryCache(
+            config, settings.report_history_ttl_s, settings.report_cache_entries
+        )
+
+    def tables_floor(self, now: int) -> int:
+        return floor_minute(now - int(self.settings.report_tables_window_h * 3_600_000))
+
+    async def _segments(self, site: str, start: int, end: int, meta: Meta) -> list[Segment]:
+        batch: BatchSpan | None = None
+        if self.hbase is not None:
+            try:
+                batch = await self.hbase.batch_span(site)
+            except SourceError as exc:
+                # The stream's data still answers (InfluxDB holds what the batch rewrote).
+                log.warning("batch_until unknown, answering from the stream: %s", exc)
+                meta.warnings.append("the batch layer (HBase) is unreachable: stream data only")
+        meta.batch_until = batch.until_ms if batch is not None else None
+        return plan(start, end, batch, self.tables_floor(self.clock()))
+
+    def _version(self, meta: Meta) -> Any:
+        return meta.batch_until
+
+    # --- timeseries ------------------------------------------------------------------------
+    async def timeseries(self, site: str, q: SeriesQuery, authorization: str) -> dict[str, Any]:
+        span, zone = q.span, q.span.zone
+        buckets = bucket_range(span.start_ms, span.end_ms, q.interval, zone)
+        acc = SeriesAcc(self.config, buckets.bounds)
+        flt = q.filter
+        read = Read(site, "total" if flt is None else "filter", flt.dimension if flt else "", flt)
+        meta = Meta()
+        for seg in await self._segments(site, span.start_ms, span.end_ms, meta):
+            source: SourceName = seg.source
+            if source == "tables":
+                await self.tables.series(read, acc, seg.start, seg.end, authorization)
+            elif source == "hbase" and self.hbase is not None:
+                await self.cache.series(
+                    self.hbase, read, acc, seg.start, seg.end, self._version(meta)
+                )
+            elif source == "influxdb" and self.influx is not None and read.mode == "total":
+                await self.cache.series(self.influx, read, acc, seg.start, seg.end, None)
+            else:
+                source = "unavailable"
+            meta.sources.append(Segment(source, seg.start, seg.end))
+        meta.sampled = acc.total.rate_max > 1
+        results = [
+            {"t": iso(t, zone), **metric_values(builder, q.metrics)}
+            for t, builder in zip(buckets.starts, acc.buckets, strict=True)
+        ]
+        return {
+            "site": site,
+            "interval": q.interval,
+            "tz": zone.key,
+            "from": iso(span.start_ms, zone),
+            "to": iso(span.end_ms, zone),
+            "filters": flt.text if flt else None,
+            "results": results,
+            "totals": metric_values(acc.total, q.metrics),
+            "meta": meta.as_json(zone),
+        }
+
+    # --- breakdown ---------------------------------------------------------------------------
+    async def breakdown(self, site: str, q: BreakdownQuery, authorization: str) -> dict[str, Any]:
+        span, zone = q.span, q.span.zone
+        acc = ValuesAcc(self.config)
+        read = Read(site, "breakdown", q.dimension, q.filter)
+        meta = Meta()
+        for seg in await self._segments(site, span.start_ms, span.end_ms, meta):
+            source: SourceName = seg.source
+            if source == "tables":
+                await self.tables.values(read, acc, seg.start, seg.end, authorization)
+            elif source == "hbase" and self.hbase is not None:
+                await self.cache.values(
+                    self.hbase, read, acc, seg.start, seg.end, self._version(meta)
+                )
+            else:
+                source = "unavailable"
+            meta.sources.append(Segment(source, seg.start, seg.end))
+        rows = [(value, metric_values(builder, q.metrics)) for value, builder in acc.values.items()]
+        meta.sampled = any(builder.rate_max > 1 for builder in acc.values.values())
+        first = q.metrics[0]
+        rows.sort(key=lambda row: (row[1][first] is None, -(row[1][first] or 0), row[0]))
+        return {
+            "site": site,
+            "dimension": q.dimension,
+            "tz": zone.key,
+            "from": iso(span.start_ms, zone),
+            "to": iso(span.end_ms, zone),
+            "results": [{"value": value, **values} for value, values in rows[: q.limit]],
+            "meta": meta.as_json(zone),
+        }
+
+    # --- realtime ------------------------------------------------------------------------------
+    async def realtime(self, site: str, q: RealtimeQuery, authorization: str) -> dict[str, Any]:
+        zone = q.zone
+        now = self.clock()
+        end = floor_minute(now) + MINUTE_MS
+        start = end - REALTIME_MINUTES * MINUTE_MS
+        bounds = list(range(start, end + 1, MINUTE_MS))
+        acc = SeriesAcc(self.config, bounds)
+        await self.tables.series(Read(site, "total"), acc, start, end, authorization)
+        recent = AggBuilder(self.config)
+        for builder in acc.buckets[-REALTIME_VISITOR_MINUTES:]:
+            recent.add_agg(builder.build())
+        visitors = recent.visitors()
+        return {
+            "site": site,
+            "tz": zone.key,
+            "at": iso(now, zone),
+            "visitors": round(visitors) if visitors is not None else None,
+            "visitors_minutes": REALTIME_VISITOR_MINUTES,
+            "pageviews": [
+                {"t": iso(t, zone), "pageviews": metric_values(b, ("pageviews",))["pageviews"]}
+                for t, b in zip(bounds, acc.buckets, strict=False)
+            ],
+            "meta": {"sampled": acc.total.rate_max > 1},
+        }
