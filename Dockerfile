@@ -64,7 +64,6 @@ FROM base AS batch
 RUN apt-get update \
  && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
  && rm -rf /var/lib/apt/lists/*
-ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
 COPY --from=build-batch /opt/footfall /opt/footfall
 COPY --from=build-batch /app /app
 WORKDIR /app

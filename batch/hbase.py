@@ -29,7 +29,9 @@ from typing import Any, Final
 
 import datasketches as ds
 import happybase
+import pyarrow as pa
 
+from batch.partitions import arrow_rows, written
 from footfall.metrics import DIMENSIONS
 from footfall.settings import Settings
 
@@ -219,8 +221,13 @@ def row_key(table: str, row: Any) -> bytes:
     return breakdown_key(row["site"], row["dimension"], row["minute"], row["value"])
 
 
-def write_rows(target: RowTarget, rows: Iterable[Any]) -> int:
-    """Put rows of batch.compute's `rows` frame; run on executors by `foreachPartition`."""
+def write_arrow(target: RowTarget, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """`mapInArrow` body: put a partition of batch.compute's `rows` frame, yield the count."""
+    yield written(write_rows(target, arrow_rows(batches)))
+
+
+def write_rows(target: RowTarget, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Put rows of batch.compute's `rows` frame (as dicts)."""
     connection = happybase.Connection(
         host=target.host,
         port=target.port,

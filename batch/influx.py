@@ -16,13 +16,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+import pyarrow as pa
+
 from batch.days import DayWindow
+from batch.partitions import arrow_rows, written
 from footfall.influx import InfluxClient, InfluxError, quote_ident, quote_literal
 from footfall.metrics import COUNTERS
 from footfall.series import MEASUREMENT, REVENUE_PREFIX, SITE_TAG, minute_fields, minute_line
+from footfall.settings import Settings
 from tables.visitors import SketchConfig, Visitors
 
 _SUM_PREFIX: Final = "sum_"
@@ -74,16 +79,16 @@ def delete_statements(window: DayWindow, sites: Sequence[str] | None) -> list[st
     ]
 
 
-async def rewrite(
-    client: InfluxClient,
-    window: DayWindow,
-    sites: Sequence[str] | None,
-    lines: Iterable[str],
-    batch_points: int,
-) -> int:
-    """Delete the window's points, then write `lines`; return how many were written."""
+async def delete_window(
+    client: InfluxClient, window: DayWindow, sites: Sequence[str] | None
+) -> None:
+    """Delete the window's points (of `sites` only, when given)."""
     for statement in delete_statements(window, sites):
         await _retried(functools.partial(client.query, statement))
+
+
+async def write_lines(client: InfluxClient, lines: Iterable[str], batch_points: int) -> int:
+    """Write points in requests of `batch_points`; return how many were written."""
     written = 0
     chunk: list[str] = []
     for text in lines:
@@ -98,6 +103,42 @@ async def rewrite(
 
 async def _write(client: InfluxClient, lines: list[str]) -> None:
     await _retried(functools.partial(client.write, lines))
+
+
+@dataclass(frozen=True, slots=True)
+class PointTarget:
+    """Where an executor writes points, and how sketches are estimated (picklable)."""
+
+    url: str
+    db: str
+    user: str
+    password: str
+    batch_points: int
+    sketch: SketchConfig
+
+    @classmethod
+    def of(cls, settings: Settings) -> PointTarget:
+        return cls(
+            settings.influx_url,
+            settings.influx_db,
+            settings.influx_user,
+            settings.influx_password.get_secret_value(),
+            settings.influx_batch_points,
+            SketchConfig(settings.hll_lg_k, settings.hll_type),
+        )
+
+
+def write_arrow(target: PointTarget, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """`mapInArrow` body: write a partition of batch.compute's `points`, yield the count."""
+    lines = (point_line(target.sketch, point) for point in arrow_rows(batches))
+
+    async def write_all() -> int:
+        async with InfluxClient(
+            target.url, target.db, user=target.user, password=target.password, timeout_s=60
+        ) as client:
+            return await write_lines(client, lines, target.batch_points)
+
+    yield written(asyncio.run(write_all()))
 
 
 async def stored_totals(

@@ -19,20 +19,21 @@ A dry run stops after step 1 and compares the recomputed day totals with what is
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 from pyspark.sql import SparkSession
 
-from batch import hbase, markers
+from batch import hbase, influx, markers
 from batch.compare import Comparison, compare_day, recomputed_totals, stored_totals
 from batch.compute import DayFrames, JobRules, compute_day
 from batch.days import DayWindow, day_window, now_ms
-from batch.influx import point_line, rewrite
+from batch.influx import delete_window
 from batch.markers import DayState, SiteDayStats
+from batch.partitions import WRITTEN_SCHEMA
 from batch.reader import list_files, read_events
 from footfall.influx import InfluxClient
 from footfall.settings import Settings
@@ -156,7 +157,7 @@ class Reprocessor:
         outcome.rows = self._write_rows(frames, hbase.RowTarget.of(self.settings, version + 1))
         outcome.phases["hbase"] = time.monotonic() - began
         began = time.monotonic()
-        outcome.points = asyncio.run(self._rewrite_influx(frames, sites))
+        outcome.points = self._rewrite_influx(frames, sites)
         outcome.phases["influx"] = time.monotonic() - began
 
         state = DayState.DONE if window.closed else DayState.PARTIAL
@@ -183,26 +184,21 @@ class Reprocessor:
         outcome.sites = len(targets)
 
     def _write_rows(self, frames: DayFrames, target: hbase.RowTarget) -> int:
-        written = self.spark.sparkContext.accumulator(0)
+        """Rows written by the executors, each task with its own Thrift connection."""
+        write = functools.partial(hbase.write_arrow, target)
+        return sum(r["written"] for r in frames.rows.mapInArrow(write, WRITTEN_SCHEMA).collect())
 
-        def write(rows: Iterator[Any]) -> None:
-            written.add(hbase.write_rows(target, rows))
+    def _rewrite_influx(self, frames: DayFrames, sites: Sequence[str] | None) -> int:
+        """Delete the window's points (driver), then write the new ones (executors)."""
+        chosen = None if sites is None else sorted(set(sites))
 
-        frames.rows.foreachPartition(write)
-        value: int = written.value
-        return value
+        async def delete() -> None:
+            async with InfluxClient.from_settings(self.settings, timeout_s=60) as client:
+                await delete_window(client, frames.window, chosen)
 
-    async def _rewrite_influx(self, frames: DayFrames, sites: Sequence[str] | None) -> int:
-        settings = self.settings
-        lines = (point_line(self.sketch, point) for point in frames.points.toLocalIterator())
-        async with InfluxClient.from_settings(settings, timeout_s=60) as client:
-            return await rewrite(
-                client,
-                frames.window,
-                None if sites is None else sorted(set(sites)),
-                lines,
-                settings.influx_batch_points,
-            )
+        asyncio.run(delete())
+        write = functools.partial(influx.write_arrow, influx.PointTarget.of(self.settings))
+        return sum(r["written"] for r in frames.points.mapInArrow(write, WRITTEN_SCHEMA).collect())
 
     # --- dry run ----------------------------------------------------------------------
     def _compare(

@@ -265,7 +265,7 @@ async def run(args: argparse.Namespace) -> None:
     }
     log = root / "worker.log"
     with log.open("wb") as out:
-        worker = subprocess.Popen(
+        worker = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measuring
             [sys.executable, "-m", "agents.commands"],
             cwd=ROOT,
             env=env,
@@ -297,11 +297,14 @@ async def run(args: argparse.Namespace) -> None:
             queries = {
                 "30 d hourly timeseries": f"timeseries?{days30}&interval=hour",
                 "30 d page breakdown": f"breakdown?{days30}&dimension=page",
-                "48 h minute timeseries": f"timeseries?from={min_iso(now - 48 * HOUR)}&to={min_iso(now)}&interval=minute",
+                "48 h minute timeseries": (
+                    f"timeseries?from={min_iso(now - 48 * HOUR)}&to={min_iso(now)}&interval=minute"
+                ),
                 "30 d daily timeseries": f"timeseries?{days30}&interval=day",
             }
             print(
-                f"\n{'query':28} {'cold ms':>8} {'warm ms':>8} {'rps':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
+                f"\n{'query':28} {'cold ms':>8} {'warm ms':>8} {'rps':>7} "
+                f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
             )
             for name, query in queries.items():
                 target = f"{url}/api/v1/sites/{SITE}/{query}"
@@ -317,7 +320,8 @@ async def run(args: argparse.Namespace) -> None:
             async with session.get(target, headers={"Authorization": f"Bearer {key}"}) as resp:
                 meta = (await resp.json())["meta"]
             print(
-                f"\nmeta of the last: batch_until={meta['batch_until']} sources={[s['source'] for s in meta['sources']]}"
+                f"\nmeta of the last: batch_until={meta['batch_until']} "
+                f"sources={[s['source'] for s in meta['sources']]}"
             )
     finally:
         worker.terminate()

@@ -46,6 +46,24 @@ LATENCY_BUCKETS: Final = (
     10.0,
     30.0,
 )
+#: The gateway's produce-latency buckets (finer below 25 ms, where acks normally land).
+GATEWAY_LATENCY_BUCKETS: Final = (
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 #: Freshness buckets (seconds): gateway receipt to durably counted; the goal is p95 < 5 s
 #: and the alert fires at 300 s.
 FRESHNESS_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
@@ -121,6 +139,7 @@ GATEWAY_PRODUCE_SECONDS: Final = MetricSpec(
     "footfall_gateway_produce_seconds",
     "Time from handing a request's events to the producer to the last broker ack.",
     "histogram",
+    buckets=GATEWAY_LATENCY_BUCKETS,
 )
 GATEWAY_SAMPLE_RATE: Final = MetricSpec(
     "footfall_gateway_sample_rate", "Sample rate N in force (1: every visitor kept).", "gauge"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import Token
 from typing import Final
 
 from opentelemetry import context as otel_context
@@ -69,6 +70,11 @@ def setup(settings: Settings, service: str) -> bool:
     return True
 
 
+def enabled() -> bool:
+    """Whether `setup` installed an exporting provider (callers skip tracing work if not)."""
+    return _provider is not None
+
+
 def shutdown() -> None:
     """Export the spans still buffered (call at process exit)."""
     provider = _provider
@@ -81,8 +87,23 @@ def tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
 
 
+def attach(span: trace.Span) -> Token[otel_context.Context]:
+    """Make `span` the current one (in this task); returns the token `detach` takes.
+    For spans whose start and end are not one `with` block (aiohttp middleware)."""
+    return otel_context.attach(trace.set_span_in_context(span))
+
+
+def detach(token: Token[otel_context.Context]) -> None:
+    otel_context.detach(token)
+
+
 def inject_headers(ctx: otel_context.Context | None = None) -> list[tuple[str, bytes]]:
-    """Kafka headers carrying the current (or given) trace context; [] when none is valid."""
+    """Kafka headers carrying the current (or given) trace context; [] unless it is valid
+    and sampled. An unsampled request adds nothing to its events: at a 1 % sample rate, a
+    `traceparent` on every event would cost more bytes on the topic (random hex does not
+    compress) than the event itself after zstd."""
+    if not trace.get_current_span(ctx).get_span_context().trace_flags.sampled:
+        return []
     carrier: dict[str, str] = {}
     _propagator.inject(carrier, context=ctx)
     return [(key, value.encode("ascii")) for key, value in carrier.items()]
@@ -105,6 +126,13 @@ def _as_text(headers: HeadersIn) -> dict[str, str]:
 def extract_context(headers: HeadersIn) -> otel_context.Context:
     """The trace context a Kafka record carries (an empty context when it carries none)."""
     return _propagator.extract(_as_text(headers))
+
+
+def extract_http(headers: Mapping[str, str]) -> otel_context.Context:
+    """The trace context an HTTP request carries (`traceparent` sent by an instrumented
+    client); an empty context for the usual browser request, which starts a new trace."""
+    carrier = {k: headers[k] for k in (TRACEPARENT, TRACESTATE) if k in headers}
+    return _propagator.extract(carrier)
 
 
 def span_context(headers: HeadersIn) -> SpanContext | None:

@@ -72,6 +72,31 @@ def test_extract_gives_the_parent_for_a_single_record_span() -> None:
     assert process.parent.span_id == request.get_span_context().span_id
 
 
+def test_an_http_traceparent_becomes_the_parent() -> None:
+    from multidict import CIMultiDict
+
+    tracer_provider, exporter = provider()
+    tracer = tracer_provider.get_tracer("test")
+    incoming = CIMultiDict(
+        {"Traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    )
+    with tracer.start_as_current_span("POST", context=tracing.extract_http(incoming)):
+        pass
+    span = exporter.get_finished_spans()[0]
+    assert span.parent is not None
+    assert f"{span.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
+    assert f"{span.parent.span_id:016x}" == "b7ad6b7169203331"
+
+
+def test_an_unsampled_request_adds_no_header() -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    tracer = TracerProvider(sampler=ALWAYS_OFF).get_tracer("test")
+    with tracer.start_as_current_span("request") as span:
+        assert span.get_span_context().is_valid
+        assert tracing.inject_headers() == []
+
+
 def test_malformed_headers_are_ignored() -> None:
     assert tracing.span_context([("traceparent", b"\xff\xfe")]) is None
     assert tracing.span_context({"traceparent": b"00-zz-zz-01"}) is None

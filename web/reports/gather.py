@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
@@ -31,6 +31,7 @@ from web.reports.accumulate import SeriesAcc, ValuesAcc
 from web.reports.local import MinuteStore, Mode, Read, read_series, read_values
 from web.reports.merge import Agg, Partials, decode_partials, encode_partials
 from web.reports.params import Filter
+from web.reports.recent import Recent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -134,9 +135,9 @@ class TablesSource:
         self.in_thread = in_thread
         self.ttl_s = ttl_s
         self._http: aiohttp.ClientSession | None = None
-        # (kind, read, bounds) -> (when, the merged partials): the same live span asked
-        # again within ttl_s is answered from here, and asked meanwhile, awaited once.
-        self._recent: dict[Hashable, tuple[float, asyncio.Future[Any]]] = {}
+        # The same live span asked again within ttl_s is answered from here, and asked
+        # meanwhile, gathered once (web.reports.recent).
+        self._recent = Recent(ttl_s)
 
     # --- this worker's part ------------------------------------------------------------------
     async def _run(self, fun: Callable[[], T]) -> T:
@@ -242,25 +243,6 @@ class TablesSource:
             )
         return answers
 
-    async def _shared(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
-        """`compute()` once for concurrent and recent (within ttl_s) callers of `key`."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        found = self._recent.get(key)
-        if found is not None and (not found[1].done() or now - found[0] <= self.ttl_s):
-            result: T = await asyncio.shield(found[1])
-            return result
-        if len(self._recent) > 1000:
-            self._recent = {k: v for k, v in self._recent.items() if now - v[0] <= self.ttl_s}
-        future: asyncio.Future[Any] = asyncio.ensure_future(compute())
-        self._recent[key] = (now, future)
-        try:
-            return await asyncio.shield(future)
-        except BaseException:
-            if self._recent.get(key, (0, None))[1] is future:
-                del self._recent[key]
-            raise
-
     async def series(
         self, read: Read, acc: SeriesAcc, start: int, end: int, authorization: str
     ) -> None:
@@ -275,7 +257,7 @@ class TablesSource:
                     lambda: ([b.build() for b in part.buckets], part.total.build())
                 )
 
-            aggs, total = await self._shared(("series", read, tuple(bounds)), compute)
+            aggs, total = await self._recent.get(("series", read, tuple(bounds)), compute)
             acc.add_buckets(first, aggs, total)
             return
         await self._series(read, acc, start, end, authorization)
@@ -302,7 +284,7 @@ class TablesSource:
                 await self._values(read, part, start, end, authorization)
                 return await self._run(lambda: {v: b.build() for v, b in part.values.items()})
 
-            acc.add_values(await self._shared(("values", read, start, end), compute))
+            acc.add_values(await self._recent.get(("values", read, start, end), compute))
             return
         await self._values(read, acc, start, end, authorization)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import orjson
@@ -22,6 +22,7 @@ from web.reports import dashboard, openapi
 from web.reports.gather import PARTIALS_PATH, Unavailable, parse_partials_request
 from web.reports.history import SourceError
 from web.reports.params import ParamError, breakdown_query, realtime_query, series_query
+from web.reports.recent import Recent
 from web.reports.service import Reports
 
 log = logging.getLogger("footfall.reports")
@@ -45,6 +46,19 @@ class Registry(Protocol):
 class Context:
     registry: Registry
     reports: Reports
+    #: Whole answers by (route, site, query), for report_live_ttl_s (web.reports.recent).
+    answers: Recent = field(default_factory=lambda: Recent(0.0))
+
+    async def answer(
+        self, route: str, site: str, query: Mapping[str, str], compute: Callable[[], Awaitable[Any]]
+    ) -> web.Response:
+        async def body() -> bytes:
+            return orjson.dumps(await compute())
+
+        key = (route, site, tuple(sorted(query.items())))
+        return web.Response(
+            body=await self.answers.get(key, body), content_type=JSON, headers=_NO_STORE
+        )
 
 
 class Refused(Exception):
@@ -163,8 +177,9 @@ async def timeseries(ctx: Context, request: web.Request) -> web.Response:
     site = request.match_info["site"]
     config, forward = authorize(ctx, request, site)
     reports = ctx.reports
-    query = series_query(single_values(request), config.timezone, reports.clock())
-    return json_response(await reports.timeseries(site, query, forward))
+    given = single_values(request)
+    query = series_query(given, config.timezone, reports.clock())
+    return await ctx.answer("series", site, given, lambda: reports.timeseries(site, query, forward))
 
 
 @guarded(BREAKDOWN_ROUTE)
@@ -172,16 +187,22 @@ async def breakdown(ctx: Context, request: web.Request) -> web.Response:
     site = request.match_info["site"]
     config, forward = authorize(ctx, request, site)
     reports = ctx.reports
-    query = breakdown_query(single_values(request), config.timezone, reports.clock())
-    return json_response(await reports.breakdown(site, query, forward))
+    given = single_values(request)
+    query = breakdown_query(given, config.timezone, reports.clock())
+    return await ctx.answer(
+        "breakdown", site, given, lambda: reports.breakdown(site, query, forward)
+    )
 
 
 @guarded(REALTIME_ROUTE)
 async def realtime(ctx: Context, request: web.Request) -> web.Response:
     site = request.match_info["site"]
     config, forward = authorize(ctx, request, site)
-    query = realtime_query(single_values(request), config.timezone)
-    return json_response(await ctx.reports.realtime(site, query, forward))
+    given = single_values(request)
+    query = realtime_query(given, config.timezone)
+    return await ctx.answer(
+        "realtime", site, given, lambda: ctx.reports.realtime(site, query, forward)
+    )
 
 
 @guarded(PARTIALS_PATH)

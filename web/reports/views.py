@@ -21,6 +21,7 @@ from web.reports.gather import FaustCluster, TablesSource
 from web.reports.handlers import ROUTES, Context, Handler
 from web.reports.history import HBaseSource, InfluxSource
 from web.reports.local import FaustTableStore
+from web.reports.recent import Recent
 from web.reports.service import Reports
 
 _settings = get_settings()
@@ -41,7 +42,7 @@ reports = Reports(
     influx=InfluxSource(_settings),
     hbase=HBaseSource(_settings, _config),
 )
-CONTEXT = Context(registry, reports)
+CONTEXT = Context(registry, reports, Recent(_settings.report_live_ttl_s))
 
 
 async def follow_site_registry() -> None:
