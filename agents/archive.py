@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-unt
 from faust import Stream
 from faust.types import EventT, StreamT
 
+from agents.metrics import METRICS
 from agents.topics import events_topic
 from footfall.app import app
 from footfall.archive import ArchiveWriter
@@ -108,7 +109,13 @@ class Archiver:
             if buffer is None or not buffer.rows or buffer.last_event is None:
                 return
             rows = await self._without_holes(partition, self.progress(partition), buffer.rows)
-            paths = await asyncio.to_thread(self.writer.write, partition, rows)
+            started = time.perf_counter()
+            try:
+                paths = await asyncio.to_thread(self.writer.write, partition, rows)
+            except Exception:
+                METRICS.sink_write_errors.labels("archive").inc()
+                raise
+            METRICS.sink_write_seconds.labels("archive").observe(time.perf_counter() - started)
             with io.in_partition(buffer.last_event):
                 io.put(
                     archive_progress_by_partition,
@@ -118,6 +125,7 @@ class Archiver:
                 )
             self.files_written += len(paths)
             self.events_archived += len(rows)
+            METRICS.events_processed.labels("archive_events").inc(len(rows))
 
     async def _without_holes(
         self, partition: int, progress: int, rows: list[tuple[int, int, Mapping[str, Any]]]

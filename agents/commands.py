@@ -62,12 +62,22 @@ def run_worker(args: argparse.Namespace) -> int:
     # lived ones: with the default thresholds the collector spends a large share of the
     # time rescanning the long-lived ones.
     gc.set_threshold(50_000, 20, 100)
-    worker = faust.Worker(app, loglevel=args.loglevel or settings.log_level)
+    from footfall import logs, tracing
+
+    level = args.loglevel or settings.log_level
+    tracing.setup(settings, "footfall-worker")
+    worker = faust.Worker(
+        app,
+        loglevel=level,
+        logging_config=logs.dict_config(settings, "footfall-worker", level=level),
+    )
     code: Any = 1
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
         code = exc.code
+    finally:
+        tracing.shutdown()
     if code in (0, None) and app.crash_reason is None:
         marker_path(settings).unlink(missing_ok=True)
         return 0

@@ -28,9 +28,12 @@ from typing import Any
 import orjson
 from faust import Stream
 from faust.types import EventT, StreamT
+from opentelemetry.trace import SpanKind
 
+from agents.metrics import METRICS
 from agents.sink import InfluxSink, bucket_line
 from agents.topics import events_topic
+from footfall import tracing
 from footfall.app import app
 from footfall.influx import InfluxClient
 from footfall.settings import Settings, get_settings
@@ -40,6 +43,7 @@ from tables.definitions import minutes_by_site, sessions_by_visitor
 from tables.visitors import SketchConfig
 
 log = logging.getLogger(__name__)
+_tracer = tracing.tracer("agents.count")
 
 HOUR_MS = 3_600_000
 
@@ -140,6 +144,7 @@ async def _count_partition(partition: int, batch: Sequence[EventT[bytes]]) -> Ba
         envelope = decode_envelope(event.value)
         if envelope is None:
             STATS.malformed += 1
+            METRICS.events_malformed.labels("count_events").inc()
             log.warning(
                 "%s p%d o%d: not a countable envelope",
                 event.message.topic,
@@ -169,6 +174,7 @@ async def _count_partition(partition: int, batch: Sequence[EventT[bytes]]) -> Ba
     counted_at = int(time.time() * 1000)
     STATS.batches += 1
     STATS.events_seen += len(batch)
+    METRICS.events_processed.labels("count_events").inc(len(batch))
     STATS.events_applied += result.applied
     STATS.offsets[partition] = batch[-1].message.offset
     if result.stream_time > STATS.stream_time.get(partition, 0):
@@ -176,6 +182,9 @@ async def _count_partition(partition: int, batch: Sequence[EventT[bytes]]) -> Ba
     STATS.freshness.extend(
         (envelope["received_at"], counted_at - envelope["received_at"]) for _, envelope in pairs
     )
+    observe = METRICS.freshness.observe
+    for _, envelope in pairs:
+        observe((counted_at - envelope["received_at"]) / 1000)
     return result
 
 
@@ -195,6 +204,18 @@ async def count_events(stream: StreamT[bytes]) -> None:
         # interrupted batch from being committed.
         for event in batch:
             event.message.incref()
-        await count_batch(batch)
+        if tracing.enabled():
+            # One span per micro-batch, linked to the gateway requests whose events it
+            # holds (their `traceparent` Kafka headers).
+            links = tracing.links_from_headers(event.message.headers for event in batch)
+            with _tracer.start_as_current_span(
+                "count_events batch",
+                kind=SpanKind.CONSUMER,
+                links=links,
+                attributes={"messaging.batch.message_count": len(batch)},
+            ):
+                await count_batch(batch)
+        else:
+            await count_batch(batch)
         for event in batch:
             event.ack()

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 
+from agents.metrics import METRICS
 from footfall.influx import InfluxClient, InfluxError
 from footfall.series import minute_fields, minute_line
 from tables.buckets import Bucket, parse_bucket_key
@@ -85,7 +87,9 @@ class InfluxSink:
                 self._client = self._client_factory()
             for start in range(0, len(snapshot), self.batch_points):
                 chunk = snapshot[start : start + self.batch_points]
+                started = time.perf_counter()
                 await self._client.write([line for _, line in chunk])
+                METRICS.sink_write_seconds.labels("influx").observe(time.perf_counter() - started)
                 for key, line in chunk:
                     if self._dirty.get(key) is line:
                         del self._dirty[key]
@@ -102,6 +106,7 @@ class InfluxSink:
                 await self.flush()
             except InfluxError as exc:
                 self.failures += 1
+                METRICS.sink_write_errors.labels("influx").inc()
                 self.last_error = str(exc)
                 delay = min(self.backoff_max_s, max(delay * 2, self.interval_s))
                 log.warning(

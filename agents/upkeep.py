@@ -24,8 +24,10 @@ from faust.web import Request, Response, View
 
 from agents.archive import archiver
 from agents.count import HOUR_MS, RULES, STATS, sink
+from agents.metrics import METRICS
 from agents.sink import bucket_line
 from agents.topics import events_topic
+from footfall import dogstatsd, worker_probes
 from footfall.app import app
 from footfall.settings import get_settings
 from tables import io
@@ -195,3 +197,27 @@ class StreamStats(View):
                 "archive_read_back": archiver.events_read_back,
             }
         )
+
+
+# --- probes, /metrics, DogStatsD -------------------------------------------------------------
+worker_probes.install(
+    app,
+    METRICS,
+    topic=events_topic.get_topic_name(),
+    stream_time_ms=lambda: STATS.stream_time,
+    owned_partitions=owned_partitions,
+)
+METRICS.sink_pending.labels("influx").set_function(sink.pending)
+METRICS.sink_pending.labels("archive").set_function(
+    lambda: sum(len(buffer.rows) for buffer in archiver.buffers.values())
+)
+_dogstatsd = dogstatsd.bridge_from_settings(_settings, "footfall-worker", [METRICS.registry])
+
+
+async def send_to_dogstatsd() -> None:
+    """Send the worker's metrics to DogStatsD (FOOTFALL_DOGSTATSD_ENABLED), forever."""
+    if _dogstatsd is not None:
+        await _dogstatsd.run(_settings.dogstatsd_interval_s)
+
+
+app.task(send_to_dogstatsd)

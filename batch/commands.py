@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections import Counter
 from datetime import date
 from typing import Any
 
 from batch.days import days_between, parse_day
+from footfall import dogstatsd, logs
+from footfall.observability import BatchRun, batch_registry, push_batch_metrics
+from footfall.settings import Settings, get_settings
 
 DESCRIPTION = """\
 Recompute whole UTC days, --from and --to both included, from the raw archive: sessions,
@@ -56,20 +61,48 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Heavy imports here, so that `footfall --help` does not start loading Spark.
-    from tqdm import tqdm  # type: ignore[import-untyped]
-
-    from batch.compare import Comparison, format_comparisons
-    from batch.reprocess import Reprocessor
-    from footfall.settings import get_settings
-    from footfall.spark_session import build_session
-
+    # Heavy imports in _reprocess, so that `footfall --help` does not start loading Spark.
     try:
         days = days_between(args.first, args.last)
     except ValueError as exc:
         print(f"footfall reprocess: {exc}", file=sys.stderr)
         return 2
     settings = get_settings()
+    logs.configure(settings, "footfall-batch")
+    started = time.time()
+    states: Counter[str] = Counter()
+    read = 0
+    ok = False
+    try:
+        read = _reprocess(args, days, settings, states)
+        ok = True
+    finally:
+        # A dry run writes nothing, so it is no success of the batch layer.
+        if not args.dry_run:
+            report_run(settings, BatchRun(started, time.time(), ok, states, read))
+    return 0
+
+
+def report_run(settings: Settings, run: BatchRun) -> None:
+    """The run's metrics to the Pushgateway and DogStatsD, when configured."""
+    push_batch_metrics(settings.metrics_pushgateway_url, run)
+    bridge = dogstatsd.bridge_from_settings(settings, "footfall-batch", [batch_registry(run)])
+    if bridge is not None:
+        bridge.send()
+        bridge.close()
+
+
+def _reprocess(
+    args: argparse.Namespace, days: list[date], settings: Settings, states: Counter[str]
+) -> int:
+    """Recompute the days; count them by resulting state into `states`; return events read."""
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
+    from batch.compare import Comparison, format_comparisons
+    from batch.reprocess import Reprocessor
+    from footfall.spark_session import build_session
+
+    read = 0
     spark = build_session(
         "footfall-batch",
         settings.batch_spark_master,
@@ -84,10 +117,13 @@ def run(args: argparse.Namespace) -> int:
             outcome = reprocessor.run_day(day, args.sites, dry_run=args.dry_run)
             tqdm.write(outcome.summary(), file=sys.stderr)
             comparisons += outcome.comparisons
+            read += outcome.read
+            if outcome.state is not None:
+                states[outcome.state.value] += 1
     if args.dry_run:
         for line in format_comparisons(comparisons):
             print(line)
-    return 0
+    return read
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -346,9 +346,9 @@ class WorkerMetrics:
         """Refresh the per-partition gauges of the partitions in `end_offsets` (the owned
         ones); series of partitions no longer owned are removed.
 
-        Offsets are Kafka's "next offset" convention on both sides (the end offset is the
-        offset the next message will get; committed and read are the next offset to read).
-        A partition never committed counts from its end offset minus what was read.
+        `end_offsets` and `committed` follow Kafka's convention (the offset of the next
+        message to be written, or read); `read` is the offset of the last message read (what
+        Faust's monitor keeps). A partition never committed counts from what was read.
         """
         now = time.time() if now is None else now
         owned = {str(p) for p in end_offsets}
@@ -357,12 +357,13 @@ class WorkerMetrics:
         self._drop_stale(self.stream_time, owned, position=0)
         for partition, end in end_offsets.items():
             label = str(partition)
-            done = committed.get(partition, read.get(partition, end))
+            next_read = read[partition] + 1 if partition in read else end
+            done = committed.get(partition, next_read)
             self.consumer_lag.labels(topic, label).set(max(0, end - done))
             newest = stream_time_ms.get(partition)
             if newest is not None:
                 self.stream_time.labels(label).set(newest / 1000)
-            unread = end - read.get(partition, end) > 0
+            unread = end > next_read
             delay = max(0.0, now - newest / 1000) if unread and newest is not None else 0.0
             self.freshness_delay.labels(label).set(delay)
 

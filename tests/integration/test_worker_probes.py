@@ -117,6 +117,9 @@ def test_probes_and_lag_of_a_real_worker(tmp_path: Path) -> None:
         assert "footfall_worker_table_recovering 0.0" in page
         assert "footfall_worker_ready 1.0" in page
         assert 'footfall_worker_stream_time_seconds{partition="0"}' in page
+        # Caught up: nothing unread, so nothing is stale.
+        assert 'footfall_worker_freshness_delay_seconds{partition="0"} 0.0' in page
+        assert 'footfall_worker_freshness_delay_seconds{partition="1"} 0.0' in page
         print(f"\nworker probes: unready seen before ready: {seen_unready}; lag {found}")
     finally:
         worker.send_signal(signal.SIGTERM)

@@ -55,7 +55,9 @@ class RecordingPublisher(Publisher):
     async def probe(self) -> bool:
         return not self.fail
 
-    async def publish(self, records: Sequence[Record]) -> None:
+    async def publish(
+        self, records: Sequence[Record], headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
         if self.fail:
             raise Unavailable("test: Kafka is away")
         self.records.extend(records)

@@ -19,6 +19,7 @@ from footfall.observability import (
     WorkerMetrics,
     batch_registry,
     by_statsd_name,
+    push_batch_metrics,
 )
 from footfall.settings import get_settings
 
@@ -35,7 +36,7 @@ def test_partition_gauges_follow_ownership_lag_and_freshness() -> None:
         "events.raw",
         end_offsets={0: 1000, 1: 500},
         committed={0: 900, 1: 500},
-        read={0: 950, 1: 500},
+        read={0: 950, 1: 499},
         stream_time_ms={0: 100_000, 1: 90_000},
         now=400.0,
     )
@@ -51,7 +52,7 @@ def test_partition_gauges_follow_ownership_lag_and_freshness() -> None:
         "events.raw",
         end_offsets={1: 600},
         committed={1: 550},
-        read={1: 600},
+        read={1: 599},
         stream_time_ms={1: 95_000},
         now=400.0,
     )
@@ -66,7 +67,7 @@ def test_a_never_committed_partition_counts_from_what_was_read() -> None:
         "events.raw",
         end_offsets={2: 100},
         committed={},
-        read={2: 40},
+        read={2: 39},
         stream_time_ms={},
         now=1.0,
     )
@@ -247,3 +248,36 @@ def test_page_renders() -> None:
     metrics = WorkerMetrics()
     assert b"footfall_worker_consumer_lag" in generate_latest(metrics.registry)
     assert b"process_cpu_seconds_total" in generate_latest(metrics.registry)
+
+
+def test_batch_metrics_are_pushed_with_pushadd() -> None:
+    import http.server
+    import threading
+
+    requests: list[tuple[str, str, bytes]] = []
+
+    class Pushgateway(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            requests.append((self.command, self.path, body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Pushgateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        run = BatchRun(100.0, 160.0, True, {"done": 1}, 10)
+        assert push_batch_metrics(url, run)
+        assert not push_batch_metrics("", run)  # off
+        assert not push_batch_metrics("http://127.0.0.1:9", run)  # down: no exception
+    finally:
+        server.shutdown()
+    assert [(method, path) for method, path, _ in requests] == [
+        ("POST", "/metrics/job/footfall_batch")
+    ]
+    assert b"footfall_batch_last_success_timestamp_seconds 160.0" in requests[0][2]

@@ -10,7 +10,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from footfall import dogstatsd, tracing
 from footfall.events import MAX_BODY_BYTES
 from footfall.settings import Settings, get_settings
 from footfall.sites.registry import SiteRegistry
@@ -30,6 +32,7 @@ from web.gateway.metrics import GatewayMetrics
 from web.gateway.producer import Publisher
 
 log = logging.getLogger(__name__)
+_tracer = tracing.tracer("web.gateway")
 
 _SAMPLER_PERIOD_S = 1.0
 
@@ -74,6 +77,9 @@ def create_app(
     app.cleanup_ctx.append(_registry_ctx)
     app.cleanup_ctx.append(_publisher_ctx)
     app.cleanup_ctx.append(_sampler_ctx)
+    app.cleanup_ctx.append(
+        dogstatsd.cleanup_ctx(settings, "footfall-gateway", lambda: [metrics.registry])
+    )
     return app
 
 
@@ -147,6 +153,15 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = resource.canonical if resource is not None else "unmatched"
     status = 500
     error: BaseException | None = None
+    # The request's span is current while the handler runs, so the events it publishes
+    # carry it in their Kafka headers (collect.ingest). A no-op span when tracing is off.
+    span = _tracer.start_span(
+        f"{request.method} {route}",
+        context=tracing.extract_http(request.headers),
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": request.method, "http.route": route},
+    )
+    token = tracing.attach(span)
     try:
         response = await handler(request)
         status = response.status
@@ -171,3 +186,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             outcome=request.get(collect.OUTCOME_KEY, "error" if error else "-"),
             error=error,
         )
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
+        tracing.detach(token)

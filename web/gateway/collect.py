@@ -18,6 +18,7 @@ import orjson
 from aiohttp import hdrs, web
 from multidict import MultiMapping
 
+from footfall import tracing
 from footfall.events import (
     MAX_BODY_BYTES,
     BodyError,
@@ -185,7 +186,7 @@ async def ingest(request: web.Request, raw: list[Any]) -> Outcome:
 
     started = time.perf_counter()
     try:
-        await app[PUBLISHER].publish(records)
+        await app[PUBLISHER].publish(records, headers=tracing.inject_headers())
     except Unavailable:
         metrics.reject("unavailable", n)
         return Outcome(

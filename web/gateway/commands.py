@@ -26,11 +26,12 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: `footfall --help` should not load the IP database.
     from aiohttp import web
 
-    from web.gateway import logs
+    from footfall import logs, tracing
     from web.gateway.app import create_app
 
     settings = get_settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings, "footfall-gateway")
+    tracing.setup(settings, "footfall-gateway")
     host = args.host or settings.gateway_host
     port = args.port or settings.gateway_port
     log = logging.getLogger("web.gateway")
@@ -42,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
     log.info("gateway: listening on %s:%d", host, port)
     loop = new_event_loop()
     log.info("gateway: event loop %s", type(loop).__module__.split(".")[0])
-    web.run_app(app, host=host, port=port, access_log=None, print=None, loop=loop)
+    try:
+        web.run_app(app, host=host, port=port, access_log=None, print=None, loop=loop)
+    finally:
+        tracing.shutdown()
     return 0
 
 

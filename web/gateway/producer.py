@@ -163,7 +163,9 @@ class Publisher:
         return ok
 
     # --- publishing ---------------------------------------------------------------------
-    async def publish(self, records: Sequence[Record]) -> None:
+    async def publish(
+        self, records: Sequence[Record], headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
         """Send every record and wait for all acks; Unavailable when not all came in time.
 
         Two phases share the deadline D. Until D - G (G: the in-flight request timeout)
@@ -187,8 +189,9 @@ class Publisher:
                         await self._ready.wait()
                     send = producer.send
                     topic = self.topic
+                    kafka_headers = list(headers) or None
                     for key, value in records:
-                        futures.append(await send(topic, value, key=key))
+                        futures.append(await send(topic, value, key=key, headers=kafka_headers))
                     await asyncio.wait(futures)
             except TimeoutError as exc:
                 if producer is None or not futures:
