@@ -29,9 +29,7 @@ from typing import Any, Final
 
 import datasketches as ds
 import happybase
-import pyarrow as pa
 
-from batch.partitions import arrow_rows, written
 from footfall.metrics import DIMENSIONS
 from footfall.settings import Settings
 
@@ -221,13 +219,13 @@ def row_key(table: str, row: Any) -> bytes:
     return breakdown_key(row["site"], row["dimension"], row["minute"], row["value"])
 
 
-def write_arrow(target: RowTarget, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """`mapInArrow` body: put a partition of batch.compute's `rows` frame, yield the count."""
-    yield written(write_rows(target, arrow_rows(batches)))
+def write_partition(target: RowTarget, rows: Iterable[Any]) -> Iterator[int]:
+    """`mapPartitions` body: put one partition of batch.compute's `rows`, yield the count."""
+    yield write_rows(target, rows)
 
 
-def write_rows(target: RowTarget, rows: Iterable[Mapping[str, Any]]) -> int:
-    """Put rows of batch.compute's `rows` frame (as dicts)."""
+def write_rows(target: RowTarget, rows: Iterable[Any]) -> int:
+    """Put rows of batch.compute's `rows` frame (Spark Rows or dicts)."""
     connection = happybase.Connection(
         host=target.host,
         port=target.port,

@@ -20,10 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-import pyarrow as pa
-
 from batch.days import DayWindow
-from batch.partitions import arrow_rows, written
 from footfall.influx import InfluxClient, InfluxError, quote_ident, quote_literal
 from footfall.metrics import COUNTERS
 from footfall.series import MEASUREMENT, REVENUE_PREFIX, SITE_TAG, minute_fields, minute_line
@@ -128,9 +125,9 @@ class PointTarget:
         )
 
 
-def write_arrow(target: PointTarget, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """`mapInArrow` body: write a partition of batch.compute's `points`, yield the count."""
-    lines = (point_line(target.sketch, point) for point in arrow_rows(batches))
+def write_partition(target: PointTarget, points: Iterable[Any]) -> Iterator[int]:
+    """`mapPartitions` body: write one partition of batch.compute's `points`, yield the count."""
+    lines = (point_line(target.sketch, point) for point in points)
 
     async def write_all() -> int:
         async with InfluxClient(
@@ -138,7 +135,7 @@ def write_arrow(target: PointTarget, batches: Iterable[pa.RecordBatch]) -> Itera
         ) as client:
             return await write_lines(client, lines, target.batch_points)
 
-    yield written(asyncio.run(write_all()))
+    yield asyncio.run(write_all())
 
 
 async def stored_totals(

@@ -6,7 +6,7 @@ For each day (batch.days gives its window):
 2. mark the sites' day `running` (batch.markers): from here until step 6 the reporting
    API does not take the day from HBase;
 3. delete the sites' rows of the day (cells up to T), write the new rows (cells at T + 1,
-   from the executors, `foreachPartition`);
+   from the executors, `mapPartitions`);
 4. rewrite the day's InfluxDB points (batch.influx);
 5. (a crash anywhere above leaves `running`; the next run redoes the whole day)
 6. mark the day `done` (closed) or `partial` (open), with its input counts.
@@ -33,7 +33,6 @@ from batch.compute import DayFrames, JobRules, compute_day
 from batch.days import DayWindow, day_window, now_ms
 from batch.influx import delete_window
 from batch.markers import DayState, SiteDayStats
-from batch.partitions import WRITTEN_SCHEMA
 from batch.reader import list_files, read_events
 from footfall.influx import InfluxClient
 from footfall.settings import Settings
@@ -185,8 +184,9 @@ class Reprocessor:
 
     def _write_rows(self, frames: DayFrames, target: hbase.RowTarget) -> int:
         """Rows written by the executors, each task with its own Thrift connection."""
-        write = functools.partial(hbase.write_arrow, target)
-        return sum(r["written"] for r in frames.rows.mapInArrow(write, WRITTEN_SCHEMA).collect())
+        write = functools.partial(hbase.write_partition, target)
+        written: int = frames.rows.rdd.mapPartitions(write).sum()
+        return written
 
     def _rewrite_influx(self, frames: DayFrames, sites: Sequence[str] | None) -> int:
         """Delete the window's points (driver), then write the new ones (executors)."""
@@ -197,8 +197,9 @@ class Reprocessor:
                 await delete_window(client, frames.window, chosen)
 
         asyncio.run(delete())
-        write = functools.partial(influx.write_arrow, influx.PointTarget.of(self.settings))
-        return sum(r["written"] for r in frames.points.mapInArrow(write, WRITTEN_SCHEMA).collect())
+        write = functools.partial(influx.write_partition, influx.PointTarget.of(self.settings))
+        written: int = frames.points.rdd.mapPartitions(write).sum()
+        return written
 
     # --- dry run ----------------------------------------------------------------------
     def _compare(

@@ -91,7 +91,8 @@ def _row(minute: int, cells: dict[bytes, bytes]) -> Row:
         for name in list(counters)
         if name.startswith(REVENUE_PREFIX)
     }
-    rate_max = counters.pop(SAMPLE_RATE_FIELD, 1)
+    # Breakdown rows store no sample_rate_max: their sketches' rates say the same.
+    rate_max = counters.pop(SAMPLE_RATE_FIELD, max(sketches, default=1))
     return Row(minute, counters, revenue, rate_max, sketches)
 
 

@@ -30,7 +30,8 @@ from footfall.settings import Settings
 from tests.integration import batchkit
 from tests.reference import reference
 
-pytestmark = pytest.mark.integration
+# The first run builds Airflow's own virtual environment (minutes); later runs reuse it.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 REPO = Path(__file__).resolve().parents[2]
 MIDNIGHT = batchkit.batch_midnight()

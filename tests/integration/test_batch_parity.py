@@ -24,7 +24,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from pyspark.sql import SparkSession
 
-import footfall.settings
+import batch.commands
 import tests.reference
 from batch import hbase
 from batch.commands import main as reprocess_main
@@ -265,7 +265,7 @@ async def test_reprocess_corrects_a_stream_run_with_a_wrong_timeout(
         connection.close()
         assert store.batch_range("alpha") is None  # answered from the stream so far
 
-    monkeypatch.setattr(footfall.settings, "get_settings", lambda: batch_settings)
+    monkeypatch.setattr(batch.commands, "get_settings", lambda: batch_settings)
     assert batch_settings.session_timeout_s == 1800
     args = ["reprocess", "--from", DAY1.isoformat(), "--to", DAY2.isoformat(), "--dry-run"]
     assert await asyncio.to_thread(reprocess_main, args) == 0
