@@ -37,10 +37,10 @@ from footfall import tracing
 from footfall.app import app
 from footfall.influx import InfluxClient
 from footfall.settings import Settings, get_settings
+from footfall.visitors import SketchConfig
 from tables import io
 from tables.counting import BatchCounter, BatchResult, CountingRules
 from tables.definitions import minutes_by_site, sessions_by_visitor
-from tables.visitors import SketchConfig
 
 log = logging.getLogger(__name__)
 _tracer = tracing.tracer("agents.count")

@@ -24,7 +24,7 @@ from footfall.influx import InfluxClient
 from footfall.metrics import COUNTERS, REVENUE_SCALE, ratio
 from footfall.series import REVENUE_PREFIX
 from footfall.settings import Settings
-from tables.visitors import SketchConfig
+from footfall.visitors import SketchConfig
 
 Number = int | float | None
 SOURCES: Final = ("hbase", "influx", "none")

@@ -12,7 +12,7 @@ From the day's archive files to four DataFrames (`DayFrames`), nothing written:
    `hll_sketch_agg` sketch of visitors; per session start minute: session counters;
    then the rows of the HBase tables, the InfluxDB points and the per-site day totals.
 
-Sample rates follow the stream (tables/counting.py, tables/visitors.py): an event adds its
+Sample rates follow the stream (tables/counting.py, footfall/visitors.py): an event adds its
 own `sample_rate`, a session the rate of its first event, and visitors are kept as one
 sketch per rate, estimated as the sum of rate x estimate.
 """

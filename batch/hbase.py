@@ -14,7 +14,7 @@ text order is time order until the year 2286). Site ids cannot hold `|` (events.
 `|` sorts above every character a site id can hold, so `site|` is a prefix of that site's
 rows only. Integers are 8-byte big-endian signed (HBase's own `Bytes.toBytes(long)`, so
 the shell and `counter_get` read them); sketches are DataSketches HLL images in compact
-form, one per sample rate (`v:1`, `v:4`, ...: see tables/visitors.py).
+form, one per sample rate (`v:1`, `v:4`, ...: see footfall/visitors.py).
 
 Every write of a day carries explicit cell timestamps (`DayVersion`): deletes at T, rows
 at T + 1, so the new rows are never hidden by the delete markers of their own rewrite

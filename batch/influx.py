@@ -25,7 +25,7 @@ from footfall.influx import InfluxClient, InfluxError, quote_ident, quote_litera
 from footfall.metrics import COUNTERS
 from footfall.series import MEASUREMENT, REVENUE_PREFIX, SITE_TAG, minute_fields, minute_line
 from footfall.settings import Settings
-from tables.visitors import SketchConfig, Visitors
+from footfall.visitors import SketchConfig, Visitors
 
 _SUM_PREFIX: Final = "sum_"
 #: Waits between attempts of one InfluxDB call; every call here is idempotent (a delete,

@@ -36,7 +36,7 @@ from batch.markers import DayState, SiteDayStats
 from batch.reader import list_files, read_events
 from footfall.influx import InfluxClient
 from footfall.settings import Settings
-from tables.visitors import SketchConfig
+from footfall.visitors import SketchConfig
 
 
 def job_rules(settings: Settings) -> JobRules:

@@ -5,7 +5,7 @@
   contiguous scan, and `breakdown_totals` summing them per value (the top-N input);
 - `batch_range(site)`: the complete days; `BatchRange.until_ms` is `meta.batch_until`.
 
-Visitors come as per-rate sketches (tables.visitors.Visitors, the stream's own type): a
+Visitors come as per-rate sketches (footfall.visitors.Visitors, the stream's own type): a
 range's visitors are the union of its rows' sketches, never a sum (`merge_visitors`).
 happybase is synchronous: an asyncio caller runs these in a thread (`asyncio.to_thread`).
 """
@@ -25,7 +25,7 @@ from batch.markers import BatchRange
 from footfall.metrics import COUNTERS
 from footfall.series import REVENUE_PREFIX, SAMPLE_RATE_FIELD
 from footfall.settings import Settings
-from tables.visitors import SketchConfig, Visitors
+from footfall.visitors import SketchConfig, Visitors
 
 _SCAN_BATCH = 2000
 

@@ -47,9 +47,9 @@ from footfall.sites.registry import add_site  # noqa: E402
 from footfall.stack.influxdb import InfluxDB  # noqa: E402
 from footfall.stack.kafka import Kafka  # noqa: E402
 from footfall.topics import ensure_topic  # noqa: E402
+from footfall.visitors import SketchConfig  # noqa: E402
 from tables.buckets import parse_bucket_key  # noqa: E402
 from tables.counting import BatchCounter, CountingRules  # noqa: E402
-from tables.visitors import SketchConfig  # noqa: E402
 from tests.workload import workload  # noqa: E402
 
 SITE = "bench-shop"

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import functools
+import multiprocessing
 import threading
 import time
 import uuid
@@ -137,7 +138,8 @@ def generate(n: int, root: Path, seed: int = 11) -> int:
     partition = (owner[rows] % PARTITIONS).astype(np.int32)
 
     revenue = pa.StructArray.from_arrays(
-        [pa.array(amount[rows]), pa.array(currency[rows])], names=["amount", "currency"]
+        [_array(amount[rows], pa.float64()), _array(currency[rows], pa.string())],
+        names=["amount", "currency"],
     )
     revenue = pc.if_else(pa.array(purchase[rows]), revenue, pa.nulls(len(rows), revenue.type))
     site_names = np.array([f"site{i:02d}" for i in range(SITES)], dtype=object)
@@ -183,7 +185,7 @@ def generate(n: int, root: Path, seed: int = 11) -> int:
         elif isinstance(value, pa.Array):
             arrays.append(value)
         else:
-            arrays.append(pa.array(value, type=spec.type))
+            arrays.append(_array(value, spec.type))
     table = pa.Table.from_arrays(arrays, schema=ARCHIVE_SCHEMA).take(pa.array(order))
     # One file per partition, flush (FILE_EVENTS events in offset order) and hour.
     hour = table["event_time"].to_numpy() // 3_600_000
@@ -203,6 +205,12 @@ def generate(n: int, root: Path, seed: int = 11) -> int:
     return files
 
 
+def _array(values: Any, kind: pa.DataType) -> pa.Array:
+    """An Arrow array of numpy values (pyarrow chunks large string conversions)."""
+    array = pa.array(values, type=kind)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
 def archive_for(settings: Settings, n: int) -> tuple[Path, int]:
     root = settings.cache_dir / "bench-batch" / f"archive-{n}"
     stamp = root / ".complete"
@@ -213,7 +221,10 @@ def archive_for(settings: Settings, n: int) -> tuple[Path, int]:
 
             shutil.rmtree(root)
         root.mkdir(parents=True)
-        files = generate(n, root)
+        # In a process of its own, so that the arrays it builds do not count in the
+        # driver's memory measured below.
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            files = pool.apply(generate, (n, root))
         stamp.write_text(str(files))
         print(f"generated {n:,} events in {files} files in {time.monotonic() - began:.0f}s")
     rows = pq.ParquetDataset(str(root)).read(columns=["id"]).num_rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -55,6 +56,13 @@ def build_session(
     settings = {**DEFAULT_CONF, "spark.driver.memory": driver_memory, **(conf or {})}
     for key, value in settings.items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    with warnings.catch_warnings():
+        # Starting a context imports pyspark.testing, which warns (FutureWarning) once per
+        # process when pandas >= 3 is installed; nothing of Footfall uses pandas through
+        # Spark, and test runs turn warnings into errors.
+        warnings.filterwarnings(
+            "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+        )
+        session = builder.getOrCreate()
     session.sparkContext.setLogLevel(log_level)
     return session

@@ -17,8 +17,8 @@ from footfall.metrics import (
     EVENT_DIMENSIONS,
     SESSION_DIMENSIONS,
 )
+from footfall.visitors import SketchConfig, Visitors
 from tables.codec import CodecError, Reader, Writer
-from tables.visitors import SketchConfig, Visitors
 
 # Positions of the counters in `Stats.counts` (the order of footfall.metrics.COUNTERS).
 EVENTS: Final = COUNTERS.index("events")

@@ -35,6 +35,7 @@ from footfall.metrics import (
     revenue_units,
     starts_new_session,
 )
+from footfall.visitors import SketchConfig
 from tables.buckets import (
     BOUNCES,
     DURATION_SUM,
@@ -46,7 +47,6 @@ from tables.buckets import (
     bucket_key,
 )
 from tables.sessions import Session
-from tables.visitors import SketchConfig
 
 # Session dimensions fixed by the first event, in SESSION_DIMENSIONS order.
 START_DIMENSIONS: Final = tuple(d for d in SESSION_DIMENSIONS if d != "exit_page")

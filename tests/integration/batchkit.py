@@ -23,7 +23,7 @@ from footfall.influx import quote_ident
 from footfall.settings import Settings, get_settings
 from footfall.spark_session import build_session
 from footfall.stack.influxdb import InfluxDB
-from tables.visitors import SketchConfig
+from footfall.visitors import SketchConfig
 from tests.reference import Minute, Row, envelope
 from tests.workload import DAY, MIN, recent_midnight, workload
 

@@ -27,9 +27,9 @@ from footfall.influx import InfluxClient
 from footfall.series import MEASUREMENT, REVENUE_PREFIX
 from footfall.settings import Settings, get_settings
 from footfall.topics import ensure_topic
+from footfall.visitors import SketchConfig
 from tables.buckets import Bucket, parse_bucket_key
 from tables.changelog import changelog_topic, partitions_of, read_changelog
-from tables.visitors import SketchConfig
 from tests.reference import COUNTERS, Minute
 
 REPO = Path(__file__).resolve().parents[2]

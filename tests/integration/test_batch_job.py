@@ -32,7 +32,7 @@ from footfall.influx import InfluxClient, line
 from footfall.metrics import DAY_MS
 from footfall.series import MEASUREMENT
 from footfall.settings import Settings
-from tables.visitors import SketchConfig
+from footfall.visitors import SketchConfig
 from tests.integration import batchkit
 from tests.integration.streamkit import compare_influx, influx_minutes
 from tests.reference import Minute, reference

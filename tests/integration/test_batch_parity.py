@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow.dataset as pads
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from pyspark.sql import SparkSession
 
 import batch.commands
@@ -32,19 +30,16 @@ from batch.days import day_of_ms
 from batch.markers import BatchRange
 from batch.reprocess import Reprocessor
 from batch.store import BatchStore, Row, merge_visitors
-from footfall.influx import InfluxClient, quote_ident
+from footfall.influx import InfluxClient
 from footfall.metrics import DAY_MS
 from footfall.series import MEASUREMENT
 from footfall.settings import Settings, get_settings
-from footfall.stack.influxdb import InfluxDB
-from footfall.stack.kafka import Kafka
-from tables.visitors import SketchConfig
+from footfall.visitors import SketchConfig
 from tests.integration import batchkit
 from tests.integration.streamkit import (
     StreamEnv,
     Worker,
     compare_influx,
-    create_topic,
     influx_minutes,
     produce,
     table_buckets,
@@ -64,30 +59,6 @@ COUNTERS = ("events", "pageviews", "transactions", "sessions", "bounces", "durat
 @pytest.fixture(scope="session")
 def spark() -> SparkSession:
     return batchkit.spark_session()
-
-
-@pytest.fixture(scope="module")
-def services() -> None:
-    settings = get_settings()
-    Kafka(settings).start()
-    InfluxDB(settings).start()
-
-
-@pytest.fixture
-async def stream_env(services: None, tmp_path: Path) -> AsyncIterator[StreamEnv]:
-    env = StreamEnv(tmp_path)
-    influx = InfluxDB(get_settings())
-    influx.ensure_database(env.influx_db)
-    await create_topic(env)
-    yield env
-    admin = AIOKafkaAdminClient(bootstrap_servers=get_settings().kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([t for t in await admin.list_topics() if env.tag in t])
-    finally:
-        await admin.close()
-    if influx.check() is None:
-        influx.run_query(f"DROP DATABASE {quote_ident(env.influx_db)}")
 
 
 @pytest.fixture

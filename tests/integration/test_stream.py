@@ -12,27 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import aiohttp
 import orjson
 import pyarrow.dataset as pads
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 
 from agents.commands import MARKER_NAME
-from footfall.influx import quote_ident
 from footfall.settings import get_settings
 from footfall.sites.registry import add_site
 from footfall.stack.influxdb import InfluxDB
-from footfall.stack.kafka import Kafka
 from tests.integration.streamkit import (
     Gateway,
     StreamEnv,
     Worker,
     compare_influx,
-    create_topic,
     influx_minutes,
     produce,
     read_topic,
@@ -44,31 +39,6 @@ from tests.workload import workload
 
 pytestmark = pytest.mark.integration
 TOLERANCE = 0.02
-
-
-@pytest.fixture(scope="module")
-def services() -> None:
-    settings = get_settings()
-    Kafka(settings).start()
-    InfluxDB(settings).start()
-
-
-@pytest.fixture
-async def stream_env(services: None, tmp_path: Path) -> AsyncIterator[StreamEnv]:
-    env = StreamEnv(tmp_path)
-    influx = InfluxDB(get_settings())
-    influx.ensure_database(env.influx_db)
-    await create_topic(env)
-    yield env
-    admin = AIOKafkaAdminClient(bootstrap_servers=get_settings().kafka_bootstrap)
-    await admin.start()
-    try:
-        ours = [t for t in await admin.list_topics() if env.tag in t]
-        await admin.delete_topics(ours)
-    finally:
-        await admin.close()
-    if influx.check() is None:
-        influx.run_query(f"DROP DATABASE {quote_ident(env.influx_db)}")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import datasketches as ds
 
-from tables.visitors import SketchConfig
+from footfall.visitors import SketchConfig
 from web.reports.merge import Agg, AggBuilder
 
 

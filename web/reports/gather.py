@@ -25,8 +25,8 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from footfall.visitors import SketchConfig
 from tables.codec import CodecError
-from tables.visitors import SketchConfig
 from web.reports.accumulate import SeriesAcc, ValuesAcc
 from web.reports.local import MinuteStore, Mode, Read, read_series, read_values
 from web.reports.merge import Agg, Partials, decode_partials, encode_partials

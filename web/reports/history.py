@@ -26,7 +26,7 @@ from footfall.influx import InfluxClient, InfluxError, quote_ident, quote_litera
 from footfall.metrics import COUNTERS
 from footfall.series import MEASUREMENT, REVENUE_PREFIX, SAMPLE_RATE_FIELD, SITE_TAG, VISITORS_FIELD
 from footfall.settings import Settings
-from tables.visitors import SketchConfig
+from footfall.visitors import SketchConfig
 from web.reports.accumulate import SeriesAcc, ValuesAcc
 from web.reports.local import Read
 from web.reports.merge import Agg, counts_of, iter_sketches

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from footfall.visitors import SketchConfig
 from tables.buckets import Bucket, Stats
-from tables.visitors import SketchConfig
 from web.reports.accumulate import SeriesAcc, ValuesAcc
 from web.reports.params import Filter
 

@@ -3,7 +3,7 @@
 A partial (`Agg`) is what one source holds for one bucket (or one breakdown value): the
 counters of footfall.metrics.COUNTERS (sums of sample rates, `duration_sum` in ms),
 revenue per currency in millionths, the highest sample rate, and the visitors as one
-DataSketches HLL sketch per sample rate (tables.visitors says why per rate). Any number
+DataSketches HLL sketch per sample rate (footfall.visitors says why per rate). Any number
 of partials of any sources and partitions become one with `AggBuilder`: counters by sum,
 sketches by `hll_union`, so `visitors` of a bucket or a whole range is the estimate of
 one merged sketch over that span, never a sum of smaller buckets' estimates.
@@ -22,8 +22,8 @@ from typing import Any, Final
 import datasketches as ds
 
 from footfall.metrics import COUNTERS, REVENUE_SCALE, ratio
+from footfall.visitors import SketchConfig
 from tables.codec import CodecError, Reader, Writer
-from tables.visitors import SketchConfig
 
 N_COUNTERS: Final = len(COUNTERS)
 _INDEX: Final = {name: i for i, name in enumerate(COUNTERS)}

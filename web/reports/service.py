@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from footfall.metrics import MINUTE_MS
 from footfall.settings import Settings
-from tables.visitors import SketchConfig
+from footfall.visitors import SketchConfig
 from web.reports.accumulate import SeriesAcc, ValuesAcc
 from web.reports.gather import TablesSource
 from web.reports.history import BatchSpan, HBaseSource, HistoryCache, InfluxSource, SourceError

@@ -15,8 +15,8 @@ from faust.web import Request, Response, View
 from footfall.app import app
 from footfall.settings import get_settings
 from footfall.sites.registry import SiteRegistry
+from footfall.visitors import SketchConfig
 from tables.definitions import minutes_by_site
-from tables.visitors import SketchConfig
 from web.reports.gather import FaustCluster, TablesSource
 from web.reports.handlers import ROUTES, Context, Handler
 from web.reports.history import HBaseSource, InfluxSource

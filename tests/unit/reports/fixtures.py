@@ -14,8 +14,8 @@ from typing import Any
 from footfall.events import kafka_key
 from footfall.settings import Settings, get_settings
 from footfall.sites.registry import SiteRecord, SiteRegistry, hash_key
+from footfall.visitors import SketchConfig
 from tables.counting import BatchCounter, CountingRules
-from tables.visitors import SketchConfig
 from web.reports.gather import SingleNode, TablesSource
 from web.reports.handlers import Context
 from web.reports.local import DictStore

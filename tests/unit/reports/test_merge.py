@@ -6,7 +6,7 @@ import datasketches as ds
 import pytest
 
 from footfall.metrics import COUNTERS
-from tables.visitors import SketchConfig
+from footfall.visitors import SketchConfig
 from web.reports.accumulate import SeriesAcc
 from web.reports.history import BatchSpan
 from web.reports.merge import Agg, AggBuilder, decode_partials, encode_partials, metric_values

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from footfall.visitors import SketchConfig
 from tables.buckets import Bucket
-from tables.visitors import SketchConfig
 from tests.reference import compare, envelope, merge_buckets, reference
 from tests.unit.stream.conftest import Harness
 from tests.workload import workload

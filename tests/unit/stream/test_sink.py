@@ -10,8 +10,8 @@ import pytest
 
 from agents.sink import InfluxSink, bucket_line
 from footfall.influx import InfluxError
+from footfall.visitors import SketchConfig
 from tables.buckets import Bucket, bucket_key
-from tables.visitors import SketchConfig
 
 
 class FakeInflux:
