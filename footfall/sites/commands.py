@@ -1,4 +1,4 @@
-"""`footfall sites add | list | rotate-key`: the site registry from the command line."""
+"""`footfall sites add | list | rotate-key | mp-secret`: the site registry from the command line."""
 
 from __future__ import annotations
 
@@ -34,6 +34,15 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="no visitor cookie: a daily-salted hash of IP and User-Agent instead",
     )
+    add.add_argument(
+        "--alias",
+        dest="aliases",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another name of the site for /api/event and /mp/collect (repeatable): "
+        "an app's Plausible domain, a GA4 measurement id",
+    )
     add.set_defaults(func=_add)
 
     listing = actions.add_parser("list", help="list registered sites")
@@ -44,6 +53,16 @@ def register(subparsers: Any) -> None:
     )
     rotate.add_argument("site")
     rotate.set_defaults(func=_rotate)
+
+    mp = actions.add_parser(
+        "mp-secret",
+        help="give a site a new GA4 Measurement Protocol api_secret (printed as the last line)",
+    )
+    mp.add_argument("site")
+    mp.add_argument(
+        "--measurement-id", metavar="G-XXXXXXX", help="accept this measurement_id for the site"
+    )
+    mp.set_defaults(func=_mp_secret)
 
 
 def _add(args: argparse.Namespace) -> int:
@@ -57,6 +76,7 @@ def _add(args: argparse.Namespace) -> int:
                 timezone=args.timezone,
                 domains=args.domains,
                 cookieless=args.cookieless,
+                aliases=args.aliases,
             )
         )
     except RegistryError as exc:
@@ -97,6 +117,21 @@ def _rotate(args: argparse.Namespace) -> int:
         return _fail(exc)
     print(f"new API key for site {record.site} (the old one no longer works):")
     print(key)
+    return 0
+
+
+def _mp_secret(args: argparse.Namespace) -> int:
+    from footfall.sites.registry import RegistryError, set_mp_secret
+
+    try:
+        record, secret = asyncio.run(
+            set_mp_secret(get_settings(), args.site, measurement_id=args.measurement_id)
+        )
+    except RegistryError as exc:
+        return _fail(exc)
+    names = ", ".join(record.aliases) or "-"
+    print(f"new Measurement Protocol api_secret for site {record.site} (aliases: {names}):")
+    print(secret)
     return 0
 
 

@@ -3,13 +3,17 @@
 The registry is the compacted topic `settings.sites_topic`: key = the site id (raw UTF-8,
 not JSON), value = a JSON `SiteRecord`; a null value (tombstone) removes a site. Workers
 read the same topic as a Faust global table; the gateway holds it in a `SiteRegistry`.
-API keys are never stored: only their SHA-256, compared in constant time.
+API keys are never stored: only their SHA-256, compared in constant time. The same holds
+for a site's Measurement Protocol secret (the `api_secret` of GA4 senders, see
+web/gateway/compat), which is a separate secret so that a key able to read reports never
+has to sit in a sender's configuration.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -34,6 +38,7 @@ log = logging.getLogger(__name__)
 #: The spec's site id (spec/events.md, field `site`).
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 API_KEY_PREFIX = "ff_"
+_ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
 # A hash no key produces, compared against when a site is unknown, so that a wrong site
@@ -55,6 +60,11 @@ class SiteRecord:
     cookieless: bool
     key_hash: str
     created_at: str
+    #: Other names the compatibility endpoints accept for the site: a GA4 measurement id
+    #: (`G-XXXXXXX`), a Plausible `domain` that is not one of `domains` (an app's name).
+    aliases: tuple[str, ...] = ()
+    #: SHA-256 of the site's GA4 Measurement Protocol `api_secret`; "" when it has none.
+    mp_secret_hash: str = ""
 
     def config(self) -> SiteConfig:
         return SiteConfig(
@@ -65,16 +75,20 @@ class SiteRecord:
         )
 
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "site": self.site,
-                "timezone": self.timezone,
-                "domains": list(self.domains),
-                "cookieless": self.cookieless,
-                "key_hash": self.key_hash,
-                "created_at": self.created_at,
-            }
-        )
+        value: dict[str, Any] = {
+            "site": self.site,
+            "timezone": self.timezone,
+            "domains": list(self.domains),
+            "cookieless": self.cookieless,
+            "key_hash": self.key_hash,
+            "created_at": self.created_at,
+        }
+        # Written only when set, so records of sites that use neither stay as they were.
+        if self.aliases:
+            value["aliases"] = list(self.aliases)
+        if self.mp_secret_hash:
+            value["mp_secret_hash"] = self.mp_secret_hash
+        return orjson.dumps(value)
 
     @classmethod
     def from_json(cls, site: str, data: bytes) -> SiteRecord:
@@ -85,6 +99,12 @@ class SiteRecord:
         domains = value.get("domains", [])
         if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
             raise ValueError("domains is not a list of strings")
+        aliases = value.get("aliases", [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise ValueError("aliases is not a list of strings")
+        mp_secret_hash = value.get("mp_secret_hash", "")
+        if not isinstance(mp_secret_hash, str):
+            raise ValueError("mp_secret_hash is not a string")
         fields = {name: value.get(name) for name in ("timezone", "key_hash", "created_at")}
         if not all(isinstance(v, str) for v in fields.values()):
             raise ValueError("timezone, key_hash or created_at is missing")
@@ -95,7 +115,13 @@ class SiteRecord:
             cookieless=bool(value.get("cookieless", False)),
             key_hash=str(fields["key_hash"]),
             created_at=str(fields["created_at"]),
+            aliases=tuple(aliases),
+            mp_secret_hash=mp_secret_hash,
         )
+
+    def names(self) -> tuple[str, ...]:
+        """Every name a compatibility endpoint may use for this site, in lookup form."""
+        return (self.site, *self.domains, *(alias_key(a) for a in self.aliases))
 
 
 # --- keys and validation ---------------------------------------------------------------
@@ -107,6 +133,25 @@ def new_api_key() -> str:
 def hash_key(key: str) -> str:
     """What the registry stores for an API key: its SHA-256, hex."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_mp_secret() -> str:
+    """A fresh Measurement Protocol secret (shown once, stored only hashed)."""
+    return secrets.token_urlsafe(24)
+
+
+def alias_key(name: str) -> str:
+    """The lookup form of a site name or alias: case-insensitive, no trailing dot."""
+    return name.strip().rstrip(".").lower()
+
+
+def validate_alias(name: str) -> str:
+    if not _ALIAS.fullmatch(name):
+        raise RegistryError(
+            f"invalid alias {name!r}: 1..128 letters, digits and . _ : - (such as a GA4 "
+            "measurement id G-XXXXXXX or an app's Plausible domain)"
+        )
+    return name
 
 
 def validate_site_id(site: str) -> str:
@@ -170,6 +215,7 @@ class SiteRegistry:
         self._load_timeout_s = load_timeout_s
         self._records: dict[str, SiteRecord] = {}
         self._configs: dict[str, SiteConfig] = {}
+        self._names: dict[str, str] = {}
         self._consumer: Any = None
         self._loaded = asyncio.Event()
 
@@ -181,6 +227,25 @@ class SiteRegistry:
 
     def get(self, site: str) -> SiteConfig | None:
         return self._configs.get(site)
+
+    def resolve(self, name: str) -> SiteConfig | None:
+        """The site a compatibility endpoint names: by id, one of its domains or an alias.
+
+        Case-insensitive; a `www.` prefix is tried without it. When two sites claim one
+        name, the site whose id sorts first wins.
+        """
+        key = alias_key(name)
+        site = self._names.get(key)
+        if site is None and key.startswith("www."):
+            site = self._names.get(key[4:])
+        return self._configs.get(site) if site is not None else None
+
+    def check_mp_secret(self, site: str, secret: str) -> bool:
+        """Whether `secret` is the current Measurement Protocol secret of `site`."""
+        record = self._records.get(site)
+        stored = record.mp_secret_hash if record is not None and record.mp_secret_hash else None
+        matches = hmac.compare_digest(hash_key(secret), stored or _NO_KEY_HASH)
+        return matches and stored is not None
 
     def record(self, site: str) -> SiteRecord | None:
         return self._records.get(site)
@@ -288,8 +353,14 @@ class SiteRegistry:
     # --- internals ----------------------------------------------------------------------
     def _replace(self, records: dict[str, SiteRecord]) -> None:
         # Swap whole dicts: readers on the event loop never see a half-applied batch.
+        names: dict[str, str] = {}
+        for site in sorted(records):
+            for name in records[site].names():
+                names.setdefault(name, site)
+        names.update((site, site) for site in records)  # an id always names its own site
         self._records = records
         self._configs = {site: record.config() for site, record in records.items()}
+        self._names = names
 
     async def _close_consumer(self) -> None:
         consumer, self._consumer = self._consumer, None
@@ -352,6 +423,7 @@ async def add_site(
     timezone: str = "UTC",
     domains: Iterable[str] = (),
     cookieless: bool = False,
+    aliases: Iterable[str] = (),
 ) -> tuple[SiteRecord, str]:
     """Register a new site; returns its record and its API key (the only time it is shown).
 
@@ -361,6 +433,7 @@ async def add_site(
     validate_site_id(site)
     validate_timezone(timezone)
     normalized = tuple(dict.fromkeys(normalize_domain(d) for d in domains))
+    names = tuple(dict.fromkeys(validate_alias(a) for a in aliases))
     registry = await _snapshot(settings)
     await registry.close()
     if registry.record(site) is not None:
@@ -373,6 +446,7 @@ async def add_site(
         cookieless=cookieless,
         key_hash=hash_key(key),
         created_at=_now_iso(),
+        aliases=names,
     )
     await _write(settings, record)
     return record, key
@@ -393,6 +467,32 @@ async def rotate_key(settings: Settings, site: str) -> tuple[SiteRecord, str]:
         cookieless=current.cookieless,
         key_hash=hash_key(key),
         created_at=current.created_at,
+        aliases=current.aliases,
+        mp_secret_hash=current.mp_secret_hash,
     )
     await _write(settings, record)
     return record, key
+
+
+async def set_mp_secret(
+    settings: Settings, site: str, *, measurement_id: str | None = None
+) -> tuple[SiteRecord, str]:
+    """Give `site` a new GA4 Measurement Protocol secret (the old one stops working) and,
+    with `measurement_id`, accept that id for it; returns the record and the secret."""
+    if measurement_id is not None:
+        validate_alias(measurement_id)
+    registry = await _snapshot(settings)
+    await registry.close()
+    current = registry.record(site)
+    if current is None:
+        raise RegistryError(f"site {site!r} is not registered (use `footfall sites add`)")
+    aliases = current.aliases
+    if measurement_id is not None:
+        owner = registry.resolve(measurement_id)
+        if owner is not None and owner.site != site:
+            raise RegistryError(f"{measurement_id!r} already names site {owner.site!r}")
+        aliases = tuple(dict.fromkeys((*aliases, measurement_id)))
+    secret = new_mp_secret()
+    record = dataclasses.replace(current, aliases=aliases, mp_secret_hash=hash_key(secret))
+    await _write(settings, record)
+    return record, secret

@@ -18,6 +18,7 @@ from footfall.settings import Settings, get_settings
 from footfall.sites.registry import SiteRegistry
 from web.enrich import MIN_SECRET_BYTES, Enricher
 from web.gateway import collect, cors, health, logs, tracker
+from web.gateway.compat import routes as compat_routes
 from web.gateway.keys import (
     ENRICHER,
     LIMITER,
@@ -73,6 +74,7 @@ def create_app(
     router.add_get("/readyz", health.readyz)
     router.add_get("/metrics", health.metrics)
     tracker.add_tracker_routes(app, demo=settings.demo_pages)
+    compat_routes.add_compat_routes(app)
 
     app.cleanup_ctx.append(_registry_ctx)
     app.cleanup_ctx.append(_publisher_ctx)

@@ -113,8 +113,14 @@ def event_from_query(query: MultiMapping[str]) -> dict[str, Any]:
 
 
 # --- the pipeline ----------------------------------------------------------------------------
-async def ingest(request: web.Request, raw: list[Any]) -> Outcome:
-    """Validate, check, enrich, sample and publish the raw events of one request."""
+async def ingest(
+    request: web.Request, raw: list[Any], *, received_at: int | None = None
+) -> Outcome:
+    """Validate, check, enrich, sample and publish the raw events of one request.
+
+    `received_at` (epoch ms) is given by callers that derived fields from the arrival
+    time already (the compatibility endpoints' visitor hashes and event ids).
+    """
     app = request.app
     metrics = app[METRICS]
     settings = app[SETTINGS]
@@ -166,7 +172,7 @@ async def ingest(request: web.Request, raw: list[Any]) -> Outcome:
     ctx = RequestContext(
         ip=client_ip(request, settings.gateway_trust_forwarded_for),
         user_agent=request.headers.get(hdrs.USER_AGENT, ""),
-        received_at=time.time_ns() // 1_000_000,
+        received_at=received_at if received_at is not None else time.time_ns() // 1_000_000,
         cookie_visitor=_cookie_visitor(request, settings.visitor_cookie_name),
         accept_language=request.headers.get(hdrs.ACCEPT_LANGUAGE),
     )
