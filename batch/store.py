@@ -3,7 +3,8 @@
 - `minutes(site, start, end)`: a site's minute rows of a time range, one contiguous scan;
 - `breakdown(site, dimension, start, end)`: the rows of one dimension over a range, one
   contiguous scan, and `breakdown_totals` summing them per value (the top-N input);
-- `batch_range(site)`: the complete days; `BatchRange.until_ms` is `meta.batch_until`.
+- `batch_range(site)`: the unbroken run of complete days; `BatchRange.until_ms` is
+  `meta.batch_until`; `complete_days(site)`: every complete day, also after a gap.
 
 Visitors come as per-rate sketches (footfall.visitors.Visitors, the stream's own type): a
 range's visitors are the union of its rows' sketches, never a sum (`merge_visitors`).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from types import TracebackType
 from typing import Self
 
@@ -166,6 +168,10 @@ class BatchStore:
     def batch_range(self, site: str) -> BatchRange | None:
         """The complete days of a site (markers module); None before its first."""
         return markers.batch_range(self._connection, site)
+
+    def complete_days(self, site: str) -> set[date]:
+        """Every day whose truth for `site` HBase holds, the unbroken run's and later ones."""
+        return markers.complete_days(self._connection, site)
 
 
 def totals_by_value(rows: Iterable[Row]) -> dict[str, Totals]:

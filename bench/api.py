@@ -307,6 +307,8 @@ async def run(args: argparse.Namespace) -> None:
                 f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
             )
             for name, query in queries.items():
+                if args.only and not any(word in name for word in args.only):
+                    continue
                 target = f"{url}/api/v1/sites/{SITE}/{query}"
                 status, cold = await get(session, target, key)
                 assert status == 200, (status, target)
@@ -326,6 +328,8 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         worker.terminate()
         worker.wait(60)
+        if args.keep_log:
+            shutil.copy(log, args.keep_log)
         drop_history(settings)
         InfluxDB(settings).run_query(f'DROP DATABASE "{settings.influx_db}"')
         shutil.rmtree(root, ignore_errors=True)
@@ -347,6 +351,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument(
         "--live-ttl", type=float, default=2.0, help="the worker's report_live_ttl_s"
+    )
+    parser.add_argument("--keep-log", type=Path, help="copy the worker's log here at the end")
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="run only queries whose name holds one of these"
     )
     asyncio.run(run(parser.parse_args()))
 

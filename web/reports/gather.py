@@ -28,7 +28,7 @@ from yarl import URL
 from footfall.visitors import SketchConfig
 from tables.codec import CodecError
 from web.reports.accumulate import SeriesAcc, ValuesAcc
-from web.reports.local import MinuteStore, Mode, Read, read_series, read_values
+from web.reports.local import GroupMemo, MinuteStore, Mode, Read, read_series, read_values
 from web.reports.merge import Agg, Partials, decode_partials, encode_partials
 from web.reports.params import Filter
 from web.reports.recent import Recent
@@ -138,9 +138,12 @@ class TablesSource:
         # The same live span asked again within ttl_s is answered from here, and asked
         # meanwhile, gathered once (web.reports.recent).
         self._recent = Recent(ttl_s)
+        # Merged groups of this worker's buckets, reused while unchanged (web.reports.local).
+        self.memo = GroupMemo()
 
     # --- this worker's part ------------------------------------------------------------------
-    async def _run(self, fun: Callable[[], T]) -> T:
+    async def run(self, fun: Callable[[], T]) -> T:
+        """Run CPU work of a report off the event loop (in a thread) unless in_thread is off."""
         # RocksDB scans and sketch unions of a long range take a while: off the event loop,
         # so the worker keeps counting meanwhile. The memory store is read in place.
         if self.in_thread:
@@ -157,19 +160,21 @@ class TablesSource:
         served = self._local(wanted)
         if read.mode == "breakdown":
             values = ValuesAcc(self.config)
-            await self._run(
-                lambda: read_values(self.store, served, read, values, bounds[0], bounds[-1])
+            await self.run(
+                lambda: read_values(
+                    self.store, served, read, values, bounds[0], bounds[-1], self.memo
+                )
             )
-            return await self._run(
+            return await self.run(
                 lambda: encode_partials(
                     served, [], {v: b.build() for v, b in values.values.items()}
                 )
             )
         acc = SeriesAcc(self.config, bounds)
-        await self._run(lambda: read_series(self.store, served, read, acc, bounds[0], bounds[-1]))
-        return await self._run(
-            lambda: encode_partials(served, [b.build() for b in acc.buckets], {})
+        await self.run(
+            lambda: read_series(self.store, served, read, acc, bounds[0], bounds[-1], self.memo)
         )
+        return await self.run(lambda: encode_partials(served, [b.build() for b in acc.buckets], {}))
 
     # --- a report ----------------------------------------------------------------------------
     def _plan(self) -> tuple[list[int], dict[str, list[int]]]:
@@ -253,7 +258,7 @@ class TablesSource:
             async def compute() -> tuple[list[Agg], Agg]:
                 part = SeriesAcc(self.config, bounds)
                 await self._series(read, part, start, end, authorization)
-                return await self._run(
+                return await self.run(
                     lambda: ([b.build() for b in part.buckets], part.total.build())
                 )
 
@@ -268,7 +273,9 @@ class TablesSource:
         first, bounds = acc.sub_bounds(start, end)
 
         async def local(partitions: list[int]) -> None:
-            await self._run(lambda: read_series(self.store, partitions, read, acc, start, end))
+            await self.run(
+                lambda: read_series(self.store, partitions, read, acc, start, end, self.memo)
+            )
 
         for answer in await self._gather(read, bounds, authorization, local):
             acc.add_buckets(first, answer.buckets)
@@ -282,7 +289,7 @@ class TablesSource:
             async def compute() -> dict[str, Agg]:
                 part = ValuesAcc(self.config)
                 await self._values(read, part, start, end, authorization)
-                return await self._run(lambda: {v: b.build() for v, b in part.values.items()})
+                return await self.run(lambda: {v: b.build() for v, b in part.values.items()})
 
             acc.add_values(await self._recent.get(("values", read, start, end), compute))
             return
@@ -293,7 +300,9 @@ class TablesSource:
     ) -> None:
 
         async def local(partitions: list[int]) -> None:
-            await self._run(lambda: read_values(self.store, partitions, read, acc, start, end))
+            await self.run(
+                lambda: read_values(self.store, partitions, read, acc, start, end, self.memo)
+            )
 
         for answer in await self._gather(read, [start, end], authorization, local):
             acc.add_values(answer.values)

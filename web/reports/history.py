@@ -17,13 +17,13 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from footfall.influx import InfluxClient, InfluxError, quote_ident, quote_literal
-from footfall.metrics import COUNTERS
+from footfall.metrics import COUNTERS, DAY_MS
 from footfall.series import MEASUREMENT, REVENUE_PREFIX, SAMPLE_RATE_FIELD, SITE_TAG, VISITORS_FIELD
 from footfall.settings import Settings
 from footfall.visitors import SketchConfig
@@ -51,10 +51,31 @@ class HistorySource(Protocol):
 # --- HBase -----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class BatchSpan:
-    """[first_ms, until_ms): the site's unbroken run of days the batch layer completed."""
+    """The days the batch layer completed for a site.
+
+    [first_ms, until_ms) is the unbroken run from the first complete day (`until_ms` is
+    `meta.batch_until`); `days` holds every complete day as merged [start, end) spans,
+    those after a gap (a day being redone) included, empty meaning the run alone.
+    """
 
     first_ms: int
     until_ms: int
+    days: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def spans(self) -> tuple[tuple[int, int], ...]:
+        return self.days or ((self.first_ms, self.until_ms),)
+
+
+def day_spans(starts: Iterable[int], day_ms: int) -> tuple[tuple[int, int], ...]:
+    """Day starts (epoch ms) as merged [start, end) spans, in time order."""
+    spans: list[tuple[int, int]] = []
+    for start in sorted(set(starts)):
+        if spans and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], start + day_ms)
+        else:
+            spans.append((start, start + day_ms))
+    return tuple(spans)
 
 
 class HBaseSource:
@@ -112,13 +133,15 @@ class HBaseSource:
 
             try:
                 found = store.batch_range(site)
+                days = store.complete_days(site) if found is not None else set()
             except Exception as exc:
                 if "TableNotFoundException" in repr(exc):
                     return None  # no batch run has created its tables yet
                 raise
             if found is None:
                 return None
-            return BatchSpan(day_start_ms(found.first), found.until_ms)
+            spans = day_spans((day_start_ms(d) for d in days), DAY_MS)
+            return BatchSpan(day_start_ms(found.first), found.until_ms, spans)
 
         span = await self._call(read)
         if len(self._spans) > 10_000:

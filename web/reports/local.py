@@ -8,17 +8,27 @@ holds. (Minutes have 13 digits from 2001 to 2286, so byte order is time order.)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from bisect import bisect_right
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from functools import partial
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 from footfall.visitors import SketchConfig
 from tables.buckets import Bucket, Stats
 from web.reports.accumulate import SeriesAcc, ValuesAcc
+from web.reports.merge import Agg, AggBuilder
 from web.reports.params import Filter
 
 Mode = Literal["total", "filter", "breakdown"]
 _THIRTEEN_DIGITS = 10**12
+T = TypeVar("T")
+#: Minutes are read and merged in groups that never cross a UTC hour (nor a report bucket):
+#: a group whose buckets are unchanged since the last read is not decoded again.
+GROUP_MS: Final = 3_600_000
+MEMO_ENTRIES: Final = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,99 @@ def _stats_rows(bucket: Bucket, dimension: str, flt: Filter | None) -> Iterator[
             yield value, bucket.row(dimension, value)
 
 
+class GroupMemo:
+    """Merged partials of groups of one partition's buckets, reused while the bytes are equal.
+
+    A report over the tables re-reads every bucket of its span at each recompute, but only
+    the newest minutes (and the few a late event touched) have changed since the last one.
+    Each group (at most an hour of minutes of one partition, see `group_cuts`) keeps the
+    encoded buckets it was merged from; a group whose buckets read back byte for byte the
+    same is not decoded or merged again. Equality of the bytes, not an offset or a hash,
+    decides: a reused partial is always the one those exact buckets give. Shared by the
+    threads that read (a lock), least recently used entries dropped past `entries`.
+    """
+
+    def __init__(self, entries: int = MEMO_ENTRIES) -> None:
+        self.entries = entries
+        self._data: OrderedDict[Hashable, tuple[tuple[bytes, ...], Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable, raws: tuple[bytes, ...], compute: Callable[[], T]) -> T:
+        with self._lock:
+            found = self._data.get(key)
+            if found is not None and found[0] == raws:
+                self._data.move_to_end(key)
+                self.hits += 1
+                result: T = found[1]
+                return result
+            self.misses += 1
+        value = compute()
+        if self.entries > 0:
+            with self._lock:
+                self._data[key] = (raws, value)
+                self._data.move_to_end(key)
+                while len(self._data) > self.entries:
+                    self._data.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def group_cuts(bounds: Sequence[int], start: int, end: int) -> list[int]:
+    """Group boundaries of [start, end): the report's bucket bounds and every UTC hour."""
+    hours = range((start // GROUP_MS + 1) * GROUP_MS, end, GROUP_MS)
+    inner = {b for b in bounds if start < b < end}
+    inner.update(hours)
+    return [start, *sorted(inner), end]
+
+
+def _groups(
+    store: MinuteStore, site: str, partition: int, cuts: Sequence[int]
+) -> Iterator[tuple[int, tuple[bytes, ...]]]:
+    """(group index, the group's encoded buckets in minute order) of one partition."""
+    current = -1
+    raws: list[bytes] = []
+    for minute, raw in store.scan(site, partition, cuts[0], cuts[-1]):
+        index = bisect_right(cuts, minute) - 1
+        if index != current:
+            if raws:
+                yield current, tuple(raws)
+            current, raws = index, []
+        raws.append(raw)
+    if raws:
+        yield current, tuple(raws)
+
+
+def _series_partial(read: Read, raws: Iterable[bytes], config: SketchConfig) -> Agg:
+    builder = AggBuilder(config)
+    for raw in raws:
+        bucket = Bucket.decode(raw, config)
+        if read.mode == "total":
+            visitors = bucket.total.visitors
+            builder.add(bucket.total.counts, bucket.revenue, visitors.max_rate(), visitors.by_rate)
+            continue
+        for _, stats in _stats_rows(bucket, read.dimension, read.filter):
+            visitors = stats.visitors
+            builder.add(stats.counts, None, visitors.max_rate(), visitors.by_rate)
+    return builder.build()
+
+
+def _values_partial(read: Read, raws: Iterable[bytes], config: SketchConfig) -> dict[str, Agg]:
+    builders: dict[str, AggBuilder] = {}
+    for raw in raws:
+        bucket = Bucket.decode(raw, config)
+        for value, stats in _stats_rows(bucket, read.dimension, read.filter):
+            builder = builders.get(value)
+            if builder is None:
+                builder = builders[value] = AggBuilder(config)
+            visitors = stats.visitors
+            builder.add(stats.counts, None, visitors.max_rate(), visitors.by_rate)
+    return {value: builder.build() for value, builder in builders.items()}
+
+
 def read_series(
     store: MinuteStore,
     partitions: Iterable[int],
@@ -117,26 +220,22 @@ def read_series(
     acc: SeriesAcc,
     start: int,
     end: int,
+    memo: GroupMemo | None = None,
 ) -> None:
-    """Add the minutes of [start, end) of `partitions` to a series."""
+    """Add the minutes of [start, end) of `partitions` to a series (merged per group)."""
     config = acc.config
+    memo = memo if memo is not None else GroupMemo(0)
+    cuts = group_cuts(acc.bounds, start, end)
     for partition in partitions:
-        for minute, raw in store.scan(read.site, partition, start, end):
-            bucket = Bucket.decode(raw, config)
-            if read.mode == "total":
-                visitors = bucket.total.visitors
-                acc.add(
-                    minute,
-                    bucket.total.counts,
-                    bucket.revenue,
-                    visitors.max_rate(),
-                    visitors.by_rate,
-                )
-                continue
-            for _, stats in _stats_rows(bucket, read.dimension, read.filter):
-                acc.add(
-                    minute, stats.counts, None, stats.visitors.max_rate(), stats.visitors.by_rate
-                )
+        for index, raws in _groups(store, read.site, partition, cuts):
+            lo, hi = cuts[index], cuts[index + 1]
+            agg = memo.get(
+                ("series", read, partition, lo, hi),
+                raws,
+                partial(_series_partial, read, raws, config),
+            )
+            if not agg.empty:
+                acc.add_loose(lo, agg)
 
 
 def read_values(
@@ -146,11 +245,18 @@ def read_values(
     acc: ValuesAcc,
     start: int,
     end: int,
+    memo: GroupMemo | None = None,
 ) -> None:
     """Add the rows of one dimension over [start, end) of `partitions`, per value."""
-    config: SketchConfig = acc.config
+    config = acc.config
+    memo = memo if memo is not None else GroupMemo(0)
+    cuts = group_cuts((), start, end)
     for partition in partitions:
-        for _, raw in store.scan(read.site, partition, start, end):
-            bucket = Bucket.decode(raw, config)
-            for value, stats in _stats_rows(bucket, read.dimension, read.filter):
-                acc.add(value, stats.counts, stats.visitors.max_rate(), stats.visitors.by_rate)
+        for index, raws in _groups(store, read.site, partition, cuts):
+            lo, hi = cuts[index], cuts[index + 1]
+            values = memo.get(
+                ("values", read, partition, lo, hi),
+                raws,
+                partial(_values_partial, read, raws, config),
+            )
+            acc.add_values(values)

@@ -61,15 +61,29 @@ _TO: Final = _param(
     _TIME_DOC + " Exclusive. Default: the end of today in `tz`.",
     {"type": "string", "example": "2026-11-08"},
 )
+_FILTER_SYNTAX: Final = (
+    "Conditions `dim==value` or `dim!=value` joined by `;` (a value is taken literally, an "
+    "absent one is the empty string), on one dimension of: " + ", ".join(DIMENSIONS) + ". "
+    "Any number of conditions on that dimension; conditions on two or more dimensions are a "
+    "400 with `error.code` `filter_not_supported` and `error.limit.dimensions` 1: the stored "
+    "rows hold one dimension each, so a combination (country and device, say) cannot be "
+    "answered exactly."
+)
 _FILTERS: Final = _param(
     "filters",
-    "Conditions `dim==value` or `dim!=value` joined by `;`, all on one dimension of: "
-    + ", ".join(DIMENSIONS)
-    + ". With a filter on an event-scoped dimension (page, event) the metrics are visitors, "
+    _FILTER_SYNTAX
+    + " With a filter on an event-scoped dimension (page, event) the metrics are visitors, "
     "events, pageviews, transactions; on a session-scoped one "
     + ", ".join(SESSION_SCOPED_METRICS)
-    + ".",
+    + ". Buckets (and totals) that meet minutes no source holds the dimension's rows for are "
+    "null, with `meta.complete` false.",
     {"type": "string", "example": "country==IN"},
+)
+_BREAKDOWN_FILTERS: Final = _param(
+    "filters",
+    _FILTER_SYNTAX + " A breakdown takes conditions on its own `dimension` only "
+    "(`dimension=page&filters=page!=/`); others are a 400 `filter_not_supported`.",
+    {"type": "string", "example": "page!=/"},
 )
 _METRICS: Final = _param(
     "metrics",
@@ -78,19 +92,25 @@ _METRICS: Final = _param(
 )
 
 _NULLABLE_NUMBER: Final = {"type": "number", "nullable": True}
+_MISSING: Final = " Null when part of the span has no source (`meta.complete` false)."
 _METRIC_PROPERTIES: Final[dict[str, Any]] = {
     "visitors": {
         "type": "integer",
         "nullable": True,
         "description": "Distinct visitors of the span (one merged sketch; null where only "
-        "per-minute estimates exist).",
+        "per-minute estimates exist)." + _MISSING,
     },
-    **{name: {"type": "integer"} for name in COUNTERS if name != "duration_sum"},
-    "duration_sum": {"type": "number", "description": "Seconds."},
+    **{
+        name: {"type": "integer", "nullable": True, "description": _MISSING.strip()}
+        for name in COUNTERS
+        if name != "duration_sum"
+    },
+    "duration_sum": {"type": "number", "nullable": True, "description": "Seconds." + _MISSING},
     "revenue": {
         "type": "object",
+        "nullable": True,
         "additionalProperties": {"type": "number"},
-        "description": "Per currency (ISO 4217 code), in currency units.",
+        "description": "Per currency (ISO 4217 code), in currency units." + _MISSING,
     },
     "bounce_rate": _NULLABLE_NUMBER,
     "avg_duration": {**_NULLABLE_NUMBER, "description": "Seconds per session."},
@@ -110,7 +130,8 @@ def _responses(ok_schema: str) -> dict[str, Any]:
             },
         },
         "400": error(
-            "A parameter is not allowed; `error.param` names it, `error.allowed` says what is."
+            "A parameter is not allowed; `error.param` names it, `error.allowed` says what is "
+            "(`error.code`: `bad_parameter`, `range_too_large`, `filter_not_supported`)."
         ),
         "401": error("No `Authorization: Bearer <key>`."),
         "403": error("The key is not this site's."),
@@ -121,15 +142,25 @@ def _responses(ok_schema: str) -> dict[str, Any]:
 def _meta() -> dict[str, Any]:
     return {
         "type": "object",
-        "required": ["batch_until", "sampled", "sources", "warnings"],
+        "required": ["batch_until", "sampled", "complete", "sources", "warnings"],
         "properties": {
             "batch_until": {
                 "type": "string",
                 "nullable": True,
-                "description": "End of the days the batch layer completed (answered from its "
-                "results); later minutes come from the stream layer. Null: no batch day yet.",
+                "description": "End of the unbroken run of days the batch layer completed "
+                "(answered from its results); later minutes come from the stream layer, "
+                "except completed days after a gap, which `sources` lists as hbase. Null: no "
+                "batch day yet.",
             },
             "sampled": {"type": "boolean", "description": "The range holds sampled data."},
+            "complete": {
+                "type": "boolean",
+                "description": "False when part of the range has no source for what was "
+                "asked (breakdown rows older than the worker tables on days the batch layer "
+                "has not completed; `sources` says `unavailable`). A breakdown then leaves "
+                "those minutes out; a series has null in the buckets meeting them and in "
+                "totals. `warnings` says which spans.",
+            },
             "sources": {
                 "type": "array",
                 "items": {
@@ -141,6 +172,9 @@ def _meta() -> dict[str, Any]:
                         "source": {
                             "type": "string",
                             "enum": ["hbase", "tables", "influxdb", "unavailable"],
+                            "description": "hbase: batch results; tables: the workers' "
+                            "tables; influxdb: stream totals (no breakdown rows); "
+                            "unavailable: no source holds what was asked.",
                         },
                     },
                 },
@@ -190,7 +224,7 @@ def build_document() -> dict[str, Any]:
             {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
         ),
         _TZ,
-        _FILTERS,
+        _BREAKDOWN_FILTERS,
     ]
     security: list[dict[str, list[str]]] = [{"siteKey": []}]
     return {

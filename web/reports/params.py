@@ -120,8 +120,14 @@ class Filter:
 
 
 _FILTER_ALLOWED = (
-    "conditions `dimension==value` or `dimension!=value` joined by `;`, all on one dimension "
-    f"of: {', '.join(DIMENSIONS)} (an absent value is the empty string)"
+    "conditions `dimension==value` or `dimension!=value` joined by `;`, any number of them, "
+    f"all on one dimension of: {', '.join(DIMENSIONS)} (an absent value is the empty string); "
+    "a breakdown takes conditions on its own dimension only"
+)
+#: Why combinations are refused rather than estimated (docs/reports.md, "Filters").
+_ONE_DIMENSION = (
+    "the stream and batch layers keep rows per dimension, not per combination of "
+    "dimensions, so this cannot be answered exactly"
 )
 
 
@@ -147,8 +153,7 @@ def parse_filters(text: str | None) -> Filter | None:
         raise ParamError(
             "filters",
             f"conditions on {len(set(dimensions))} dimensions "
-            f"({', '.join(sorted(set(dimensions)))}); the stored breakdowns are per dimension, "
-            "so one dimension per request",
+            f"({', '.join(sorted(set(dimensions)))}): {_ONE_DIMENSION}",
             _FILTER_ALLOWED,
             code="filter_not_supported",
             limit={"dimensions": 1},
@@ -379,9 +384,12 @@ def breakdown_query(query: Mapping[str, str], site_tz: str, now_ms: int) -> Brea
     if flt is not None and flt.dimension != dimension:
         raise ParamError(
             "filters",
-            f"a filter on {flt.dimension} in a breakdown by {dimension}",
-            f"conditions on {dimension} only (the stored breakdowns are per dimension)",
+            f"a filter on {flt.dimension} in a breakdown by {dimension}: {_ONE_DIMENSION}",
+            f"conditions `{dimension}==value` or `{dimension}!=value` joined by `;` (a "
+            f"breakdown takes conditions on its own dimension only); for {flt.dimension} "
+            f"alone, a timeseries with this filter or a breakdown by {flt.dimension}",
             code="filter_not_supported",
+            limit={"dimensions": 1, "dimension": dimension},
         )
     return BreakdownQuery(span, dimension, metrics, limit, flt)
 

@@ -50,13 +50,14 @@ class Segment:
 def plan(start: int, end: int, batch: BatchSpan | None, tables_floor: int) -> list[Segment]:
     """The sources of [start, end), in time order (see the module docstring)."""
     cuts = {start, end, tables_floor}
-    if batch is not None:
-        cuts.update((batch.first_ms, batch.until_ms))
+    spans = batch.spans if batch is not None else ()
+    for first, until in spans:
+        cuts.update((first, until))
     points = sorted(c for c in cuts if start <= c <= end)
     segments: list[Segment] = []
     for a, b in itertools.pairwise(points):
         source: SourceName
-        if batch is not None and batch.first_ms <= a and b <= batch.until_ms:
+        if any(first <= a and b <= until for first, until in spans):
             source = "hbase"
         elif a >= tables_floor:
             source = "tables"
@@ -75,17 +76,35 @@ class Meta:
     sampled: bool = False
     sources: list[Segment] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: What the history cache keys on: the complete days (a newly completed one is new data).
+    version: Any = None
+
+    @property
+    def complete(self) -> bool:
+        return all(s.source != "unavailable" for s in self.sources)
+
+    def unavailable(self) -> list[Segment]:
+        return [s for s in self.sources if s.source == "unavailable"]
 
     def as_json(self, zone: ZoneInfo) -> dict[str, Any]:
         return {
             "batch_until": iso(self.batch_until, zone) if self.batch_until is not None else None,
             "sampled": self.sampled,
+            "complete": self.complete,
             "sources": [
                 {"from": iso(s.start, zone), "to": iso(s.end, zone), "source": s.source}
                 for s in self.sources
             ],
             "warnings": self.warnings,
         }
+
+
+def _missing_rows_warning(what: str, missing: list[Segment], zone: ZoneInfo, after: str) -> str:
+    spans = ", ".join(f"{iso(s.start, zone)} to {iso(s.end, zone)}" for s in missing)
+    return (
+        f"no {what} rows for {spans}: the batch layer has not completed those days and the "
+        f"worker tables hold recent hours only (InfluxDB keeps totals, no breakdowns); {after}"
+    )
 
 
 class Reports:
@@ -124,10 +143,8 @@ class Reports:
                 log.warning("batch_until unknown, answering from the stream: %s", exc)
                 meta.warnings.append("the batch layer (HBase) is unreachable: stream data only")
         meta.batch_until = batch.until_ms if batch is not None else None
+        meta.version = batch.spans if batch is not None else None
         return plan(start, end, batch, self.tables_floor(self.clock()))
-
-    def _version(self, meta: Meta) -> Any:
-        return meta.batch_until
 
     # --- timeseries ------------------------------------------------------------------------
     async def timeseries(self, site: str, q: SeriesQuery, authorization: str) -> dict[str, Any]:
@@ -142,30 +159,54 @@ class Reports:
             if source == "tables":
                 await self.tables.series(read, acc, seg.start, seg.end, authorization)
             elif source == "hbase" and self.hbase is not None:
-                await self.cache.series(
-                    self.hbase, read, acc, seg.start, seg.end, self._version(meta)
-                )
+                await self.cache.series(self.hbase, read, acc, seg.start, seg.end, meta.version)
             elif source == "influxdb" and self.influx is not None and read.mode == "total":
                 await self.cache.series(self.influx, read, acc, seg.start, seg.end, None)
             else:
                 source = "unavailable"
             meta.sources.append(Segment(source, seg.start, seg.end))
-        meta.sampled = acc.total.rate_max > 1
-        results = [
-            {"t": iso(t, zone), **metric_values(builder, q.metrics)}
-            for t, builder in zip(buckets.starts, acc.buckets, strict=True)
-        ]
-        return {
-            "site": site,
-            "interval": q.interval,
-            "tz": zone.key,
-            "from": iso(span.start_ms, zone),
-            "to": iso(span.end_ms, zone),
-            "filters": flt.text if flt else None,
-            "results": results,
-            "totals": metric_values(acc.total, q.metrics),
-            "meta": meta.as_json(zone),
-        }
+
+        # Per-bucket numbers and JSON-ready dicts of a long range take milliseconds of CPU:
+        # off the event loop, so requests answered meanwhile do not queue behind them.
+        def assemble() -> dict[str, Any]:
+            meta.sampled = acc.total.rate_max > 1
+            values = [metric_values(builder, q.metrics) for builder in acc.buckets]
+            totals = metric_values(acc.total, q.metrics)
+            missing = meta.unavailable()
+            if missing:
+                # Never a number that leaves minutes out: buckets meeting such a part, and the
+                # totals, are null (the other buckets are exact).
+                empty = dict.fromkeys(q.metrics)
+                for seg in missing:
+                    first, bounds = acc.sub_bounds(seg.start, seg.end)
+                    for index in range(first, first + len(bounds) - 1):
+                        values[index] = empty
+                totals = empty
+                meta.warnings.append(
+                    _missing_rows_warning(
+                        f"{flt.dimension} breakdown" if flt else "minute",
+                        missing,
+                        zone,
+                        "buckets meeting them and the totals are null",
+                    )
+                )
+            results = [
+                {"t": iso(t, zone), **metrics}
+                for t, metrics in zip(buckets.starts, values, strict=True)
+            ]
+            return {
+                "site": site,
+                "interval": q.interval,
+                "tz": zone.key,
+                "from": iso(span.start_ms, zone),
+                "to": iso(span.end_ms, zone),
+                "filters": flt.text if flt else None,
+                "results": results,
+                "totals": totals,
+                "meta": meta.as_json(zone),
+            }
+
+        return await self.tables.run(assemble)
 
     # --- breakdown ---------------------------------------------------------------------------
     async def breakdown(self, site: str, q: BreakdownQuery, authorization: str) -> dict[str, Any]:
@@ -178,25 +219,39 @@ class Reports:
             if source == "tables":
                 await self.tables.values(read, acc, seg.start, seg.end, authorization)
             elif source == "hbase" and self.hbase is not None:
-                await self.cache.values(
-                    self.hbase, read, acc, seg.start, seg.end, self._version(meta)
-                )
+                await self.cache.values(self.hbase, read, acc, seg.start, seg.end, meta.version)
             else:
                 source = "unavailable"
             meta.sources.append(Segment(source, seg.start, seg.end))
-        rows = [(value, metric_values(builder, q.metrics)) for value, builder in acc.values.items()]
-        meta.sampled = any(builder.rate_max > 1 for builder in acc.values.values())
-        first = q.metrics[0]
-        rows.sort(key=lambda row: (row[1][first] is None, -(row[1][first] or 0), row[0]))
-        return {
-            "site": site,
-            "dimension": q.dimension,
-            "tz": zone.key,
-            "from": iso(span.start_ms, zone),
-            "to": iso(span.end_ms, zone),
-            "results": [{"value": value, **values} for value, values in rows[: q.limit]],
-            "meta": meta.as_json(zone),
-        }
+
+        def assemble() -> dict[str, Any]:
+            missing = meta.unavailable()
+            if missing:
+                meta.warnings.append(
+                    _missing_rows_warning(
+                        f"{q.dimension} breakdown",
+                        missing,
+                        zone,
+                        "these results leave them out (meta.complete is false)",
+                    )
+                )
+            rows = [
+                (value, metric_values(builder, q.metrics)) for value, builder in acc.values.items()
+            ]
+            meta.sampled = any(builder.rate_max > 1 for builder in acc.values.values())
+            first = q.metrics[0]
+            rows.sort(key=lambda row: (row[1][first] is None, -(row[1][first] or 0), row[0]))
+            return {
+                "site": site,
+                "dimension": q.dimension,
+                "tz": zone.key,
+                "from": iso(span.start_ms, zone),
+                "to": iso(span.end_ms, zone),
+                "results": [{"value": value, **values} for value, values in rows[: q.limit]],
+                "meta": meta.as_json(zone),
+            }
+
+        return await self.tables.run(assemble)
 
     # --- realtime ------------------------------------------------------------------------------
     async def realtime(self, site: str, q: RealtimeQuery, authorization: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import datasketches as ds
@@ -262,6 +263,95 @@ async def test_filtered_series_matches_the_reference(client: Client) -> None:
         if site == "alpha" and start <= minute < end
     )
     assert page["totals"] == {"pageviews": want}
+
+
+FILTERS = [
+    "page==/pricing",
+    "page!=/",
+    "page!=/;page!=/cart",
+    "source==google.com",
+    "source!=direct;source!=twitter.com",
+    "country==IN",
+    "country!=US",
+    "device!=mobile",
+    "device==tablet;device!=tablet",
+]
+
+
+def ref_filtered(
+    site: str, text: str, start: int, end: int
+) -> tuple[Counter[str], dict[str, int], dict[str, Counter[str]]]:
+    """Counters and visitors of the rows the filter keeps, and counters per kept value."""
+    dimension = text.split("=")[0].rstrip("!")
+    conditions = [
+        (part[len(dimension) : len(dimension) + 2], part[len(dimension) + 2 :])
+        for part in text.split(";")
+    ]
+    counts: Counter[str] = Counter()
+    visitors: dict[str, int] = {}
+    per_value: dict[str, Counter[str]] = {}
+    for (s, minute), m in REF.items():
+        if s != site or not start <= minute < end:
+            continue
+        for value, row in m.breakdowns[dimension].items():
+            if all((value == wanted) == (op == "==") for op, wanted in conditions):
+                counts.update(row.counts)
+                visitors.update(row.visitors)
+                per_value.setdefault(value, Counter()).update(row.counts)
+    return counts, visitors, {v: c for v, c in per_value.items() if any(c.values())}
+
+
+@pytest.mark.parametrize("text", FILTERS)
+async def test_filters_match_the_reference_in_series_and_breakdowns(
+    client: Client, text: str
+) -> None:
+    dimension = text.split("=")[0].rstrip("!")
+    counters = ("events", "pageviews") if dimension == "page" else ("sessions", "bounces")
+    start, end = MIDNIGHT - 2 * 3_600_000, MIDNIGHT + 2 * 3_600_000
+    rng = f"from={iso(start)}&to={iso(end)}"
+    query = f"{rng}&interval=hour&tz=UTC&filters={quote(text)}"
+    report = await get_json(client, f"timeseries?{query}")
+    assert report["filters"] == text
+    assert report["meta"]["complete"] is True
+    for bucket in [*report["results"], report["totals"]]:
+        t = iso_ms(bucket["t"]) if "t" in bucket else start
+        span = 3_600_000 if "t" in bucket else end - start
+        counts, visitors, _ = ref_filtered("alpha", text, t, t + span)
+        for name in counters:
+            assert bucket[name] == counts[name], (name, bucket.get("t"))
+        exact = sum(visitors.values())
+        assert abs(bucket["visitors"] - exact) <= max(1, 0.02 * exact)
+    breakdown = await get_json(
+        client, f"breakdown?dimension={dimension}&{rng}&limit=1000&filters={quote(text)}"
+    )
+    _, _, per_value = ref_filtered("alpha", text, start, end)
+    got = {row["value"]: row for row in breakdown["results"]}
+    assert set(got) == set(per_value)
+    key = counters[1] if dimension == "page" else counters[0]
+    for value, row in got.items():
+        assert row[key] == per_value[value][key], value
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "timeseries?filters=country==IN;device==mobile",
+        "timeseries?filters=page==/;source!=direct",
+        "breakdown?dimension=page&filters=country==IN",
+        "breakdown?dimension=device&filters=device!=mobile;country==IN",
+    ],
+)
+async def test_filters_across_dimensions_are_refused_saying_what_is_supported(
+    client: Client, path: str
+) -> None:
+    resp = await client.get(f"/api/v1/sites/alpha/{path}", headers=fx.auth("alpha"))
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert error["code"] == "filter_not_supported"
+    assert error["param"] == "filters"
+    assert error["limit"]["dimensions"] == 1
+    assert "cannot be answered exactly" in error["message"]
+    assert "own dimension only" in error["allowed"]
 
 
 def ref_breakdown(
