@@ -50,14 +50,24 @@ class Context:
     answers: Recent = field(default_factory=lambda: Recent(0.0))
 
     async def answer(
-        self, route: str, site: str, query: Mapping[str, str], compute: Callable[[], Awaitable[Any]]
+        self,
+        route: str,
+        site: str,
+        query: Mapping[str, str],
+        compute: Callable[[], Awaitable[Any]],
+        *,
+        stale: bool = True,
     ) -> web.Response:
+        """The answer, reused (web.reports.recent); `stale=False`: at most ttl_s old."""
+
         async def body() -> bytes:
             return orjson.dumps(await compute())
 
         key = (route, site, tuple(sorted(query.items())))
         return web.Response(
-            body=await self.answers.get(key, body), content_type=JSON, headers=_NO_STORE
+            body=await self.answers.get(key, body, stale=stale),
+            content_type=JSON,
+            headers=_NO_STORE,
         )
 
 
@@ -200,8 +210,9 @@ async def realtime(ctx: Context, request: web.Request) -> web.Response:
     config, forward = authorize(ctx, request, site)
     given = single_values(request)
     query = realtime_query(given, config.timezone)
+    # "The last 5 minutes" slides: never an answer older than report_live_ttl_s.
     return await ctx.answer(
-        "realtime", site, given, lambda: ctx.reports.realtime(site, query, forward)
+        "realtime", site, given, lambda: ctx.reports.realtime(site, query, forward), stale=False
     )
 
 

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from hashlib import blake2b
 from typing import Any, Final, Literal, Protocol, TypeVar
 
 from footfall.visitors import SketchConfig
@@ -28,7 +29,7 @@ T = TypeVar("T")
 #: Minutes are read and merged in groups that never cross a UTC hour (nor a report bucket):
 #: a group whose buckets are unchanged since the last read is not decoded again.
 GROUP_MS: Final = 3_600_000
-MEMO_ENTRIES: Final = 50_000
+MEMO_ENTRIES: Final = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,24 +126,27 @@ class GroupMemo:
 
     A report over the tables re-reads every bucket of its span at each recompute, but only
     the newest minutes (and the few a late event touched) have changed since the last one.
-    Each group (at most an hour of minutes of one partition, see `group_cuts`) keeps the
-    encoded buckets it was merged from; a group whose buckets read back byte for byte the
-    same is not decoded or merged again. Equality of the bytes, not an offset or a hash,
-    decides: a reused partial is always the one those exact buckets give. Shared by the
-    threads that read (a lock), least recently used entries dropped past `entries`.
+    Each group (at most an hour of minutes of one partition, see `group_cuts`) keeps a
+    digest of the encoded buckets it was merged from (BLAKE2b, 128 bits per bucket: the
+    bytes themselves would hold a copy of the tables per query shape); a group whose
+    buckets read back the same is not decoded or merged again. The content decides, not an
+    offset or a time, so a reused partial is the one those buckets give. Shared by the
+    threads that read (a lock); least recently used entries go past `entries` (each holds
+    the group's merged sketches: up to 16 KiB per sample rate, or per value of a breakdown).
     """
 
     def __init__(self, entries: int = MEMO_ENTRIES) -> None:
         self.entries = entries
-        self._data: OrderedDict[Hashable, tuple[tuple[bytes, ...], Any]] = OrderedDict()
+        self._data: OrderedDict[Hashable, tuple[bytes, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable, raws: tuple[bytes, ...], compute: Callable[[], T]) -> T:
+    def get(self, key: Hashable, raws: Sequence[bytes], compute: Callable[[], T]) -> T:
+        digest = b"".join(blake2b(raw, digest_size=16).digest() for raw in raws)
         with self._lock:
             found = self._data.get(key)
-            if found is not None and found[0] == raws:
+            if found is not None and found[0] == digest:
                 self._data.move_to_end(key)
                 self.hits += 1
                 result: T = found[1]
@@ -151,7 +155,7 @@ class GroupMemo:
         value = compute()
         if self.entries > 0:
             with self._lock:
-                self._data[key] = (raws, value)
+                self._data[key] = (digest, value)
                 self._data.move_to_end(key)
                 while len(self._data) > self.entries:
                     self._data.popitem(last=False)

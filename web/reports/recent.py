@@ -44,7 +44,10 @@ class Recent:
     def _usable(self, started: float, now: float) -> bool:
         return now - started <= self.ttl_s + self.stale_s
 
-    async def get(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+    async def get(
+        self, key: Hashable, compute: Callable[[], Awaitable[T]], *, stale: bool = True
+    ) -> T:
+        """The result for `key`; `stale=False`: never one older than `ttl_s`."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         entry = self._data.get(key)
@@ -52,16 +55,16 @@ class Recent:
             future = entry.future
             if not future.done():
                 previous = entry.previous
-                if previous is not None and self._usable(previous[0], now):
-                    stale: T = previous[1]
-                    return stale
+                if stale and previous is not None and self._usable(previous[0], now):
+                    kept: T = previous[1]
+                    return kept
                 result: T = await asyncio.shield(future)
                 return result
             if future.exception() is None:
                 value: T = future.result()
                 if self._fresh(entry.started, now):
                     return value
-                if self.stale_s > 0 and self._usable(entry.started, now):
+                if stale and self.stale_s > 0 and self._usable(entry.started, now):
                     self._start(key, compute, now, (entry.started, value))
                     return value
         if len(self._data) >= self.entries:

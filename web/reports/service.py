@@ -2,15 +2,17 @@
 
 Which source answers a minute (`plan`):
 
-1. HBase, for the days the batch layer completed (`meta.batch_until` is where they end);
+1. HBase, for every day the batch layer completed (`meta.batch_until` is where the unbroken
+   run of them ends; a completed day after a gap is answered from HBase too);
 2. the worker tables, for the last `report_tables_window_h` hours;
 3. InfluxDB, for what lies between (or before the first batch day): counters exact,
-   visitors only per minute, no breakdowns (those parts are listed as `unavailable`
-   in `meta.sources` for breakdowns and filtered series).
+   visitors only per minute, no breakdown rows.
 
-Until the batch layer has completed a day, 2 and 3 answer everything. Every source adds to
-the same per-bucket partials (web.reports.accumulate), so a bucket that straddles two
-sources is still one merged sketch.
+Where no source holds what was asked (breakdowns and filtered series over 3) the part is
+`unavailable`: `meta.complete` is false, a breakdown leaves it out and says so, a series
+is null in the buckets that meet it and in its totals (never a number missing minutes).
+Every source adds to the same per-bucket partials (web.reports.accumulate), so a bucket
+that straddles two sources is still one merged sketch.
 """
 
 from __future__ import annotations

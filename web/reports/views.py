@@ -44,7 +44,7 @@ reports = Reports(
 )
 # While an answer older than report_live_ttl_s is recomputed, callers get the previous one
 # (at most this much older still) instead of waiting for it (web.reports.recent).
-ANSWER_STALE_S = 30.0 if _settings.report_live_ttl_s > 0 else 0.0
+ANSWER_STALE_S = 10.0 if _settings.report_live_ttl_s > 0 else 0.0
 CONTEXT = Context(registry, reports, Recent(_settings.report_live_ttl_s, stale_s=ANSWER_STALE_S))
 
 

@@ -104,3 +104,14 @@ async def test_stale_answers_are_served_while_one_recompute_runs() -> None:
     await asyncio.sleep(0)
     with pytest.raises(RuntimeError):
         await recent.get("k", fail)  # the failure dropped the entry: the caller sees it
+    # a caller that takes no stale answer waits for a fresh one
+    calls = 0
+
+    async def counted() -> int:
+        nonlocal calls
+        calls += 1
+        return 10 + calls
+
+    assert await recent.get("r", counted) == 11
+    await asyncio.sleep(0.06)
+    assert await recent.get("r", counted, stale=False) == 12

@@ -239,7 +239,7 @@
         get("/timeseries", series),
         ...BREAKDOWNS.map(([dimension, m]) => {
           const params = { ...range, dimension, metrics: m.join(","), limit: "8" };
-          if (state.filter && state.filter.startsWith(dimension + "=")) params.filters = state.filter;
+          if (state.filter && (state.filter.startsWith(dimension + "=") || state.filter.startsWith(dimension + "!"))) params.filters = state.filter;
           return get("/breakdown", params);
         }),
       ]);
@@ -248,7 +248,19 @@
       showChart(report);
       showMeta(report);
       BREAKDOWNS.forEach(([dimension, m], i) => {
-        showTable(document.querySelector(`table[data-dimension="${dimension}"]`), tables[i].results, m);
+        const table = document.querySelector(`table[data-dimension="${dimension}"]`);
+        showTable(table, tables[i].results, m);
+        // A breakdown takes a filter on its own dimension only (the stored rows hold one
+        // dimension each): say so rather than let an unfiltered table pass for a filtered one.
+        const own = !state.filter || state.filter.startsWith(dimension + "=") || state.filter.startsWith(dimension + "!");
+        let note = table.parentElement.querySelector(".unfiltered");
+        if (!note) {
+          note = document.createElement("p");
+          note.className = "unfiltered";
+          table.before(note);
+        }
+        note.hidden = own;
+        note.textContent = own ? "" : "All visitors: not filtered by " + state.filter + " (combinations of dimensions are not stored).";
       });
       document.body.dataset.loaded = "yes";
     } catch (error) {
