@@ -17,19 +17,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
-from faust import Stream
 from faust.types import EventT, StreamT
 
 from agents.metrics import METRICS
 from agents.topics import events_topic
 from footfall.app import app
 from footfall.archive import ArchiveWriter
+from footfall.record_batches import RecordBatch, batch_of
 from footfall.settings import get_settings
 from tables import io
 from tables.definitions import archive_progress_by_partition
@@ -44,7 +44,7 @@ def _progress_key(partition: int) -> bytes:
 
 @dataclass
 class _Buffer:
-    last_event: EventT[bytes] | None = None  # to address the partition's table writes
+    last_event: EventT[RecordBatch] | None = None  # to address the partition's table writes
     rows: list[tuple[int, int, Mapping[str, Any]]] = field(default_factory=list)
     since: float = field(default_factory=time.monotonic)
 
@@ -53,14 +53,16 @@ class _Buffer:
         return self.rows[-1][1] if self.rows else -1
 
 
+def _is_envelope(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("event_time"), int)
+
+
 def _envelope(value: bytes | None) -> Mapping[str, Any] | None:
     try:
         envelope = orjson.loads(value) if value is not None else None
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(envelope, dict) or not isinstance(envelope.get("event_time"), int):
-        return None
-    return envelope
+    return envelope if _is_envelope(envelope) else None
 
 
 class Archiver:
@@ -81,23 +83,24 @@ class Archiver:
         raw = io.get(archive_progress_by_partition, _progress_key(partition))
         return int(raw) if raw is not None else -1
 
-    def add(self, partition: int, events: Sequence[EventT[bytes]]) -> bool:
-        """Buffer events not archived yet; True when the buffer is due for writing."""
+    def add(self, event: EventT[RecordBatch]) -> bool:
+        """Buffer a batch's events not archived yet; True when the buffer is due for writing."""
+        batch = batch_of(event.value)
+        partition = batch.partition
         buffer = self.buffers.setdefault(partition, _Buffer())
         done = max(self.progress(partition), buffer.last_offset)
-        for event in events:
-            offset = event.message.offset
+        rows = buffer.rows
+        for offset, envelope in batch.envelopes():
             if offset <= done:
                 continue  # archived, or buffered already (Faust delivered it again)
-            envelope = _envelope(event.value)
-            if envelope is None:
+            if not _is_envelope(envelope):
                 self.skipped += 1
                 log.warning("events.raw p%d o%d: not an envelope, not archived", partition, offset)
                 continue
-            buffer.rows.append((partition, offset, envelope))
-            buffer.last_event = event
+            rows.append((partition, offset, envelope))
             done = offset
-        return len(buffer.rows) >= self.flush_events
+        buffer.last_event = event
+        return len(rows) >= self.flush_events
 
     def due(self) -> list[int]:
         now = time.monotonic()
@@ -183,18 +186,14 @@ archiver = Archiver(
 
 
 @app.agent(events_topic, isolated_partitions=True)
-async def archive_events(stream: StreamT[bytes]) -> None:
-    """Write every event, bots included, to the hour-partitioned Parquet archive."""
-    assert isinstance(stream, Stream)  # take_events is not on StreamT
-    async for batch in stream.take_events(
-        _settings.batch_max_events, within=_settings.batch_within_s
-    ):
-        by_partition: dict[int, list[EventT[bytes]]] = {}
-        for event in batch:
-            by_partition.setdefault(event.message.partition, []).append(event)
-        for partition, events in by_partition.items():
-            if archiver.add(partition, events):
-                await archiver.flush(partition)
+async def archive_events(stream: StreamT[RecordBatch]) -> None:
+    """Write every event, bots included, to the hour-partitioned Parquet archive.
+
+    Each stream event is one partition's fetched records (footfall.record_batches).
+    """
+    async for event in stream.events():
+        if archiver.add(event):
+            await archiver.flush(batch_of(event.value).partition)
 
 
 async def flush_archive() -> None:

@@ -1,7 +1,8 @@
-"""The counting agent: micro-batches of `events.raw` into sessions and minute buckets.
+"""The counting agent: batches of `events.raw` into sessions and minute buckets.
 
-One actor per partition (isolated_partitions), so a batch holds one partition's events in
-offset order and every table write lands in that partition's changelog. Per batch:
+One actor per partition (isolated_partitions); each stream event is a RecordBatch, one
+partition's fetched records in offset order (footfall.record_batches), so every table
+write lands in that partition's changelog. Per batch:
 
 1. tables.counting applies the events (skipping what a record already holds, by offset);
 2. every changed bucket is written once, and the changelog sends are awaited;
@@ -21,12 +22,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-from faust import Stream
 from faust.types import EventT, StreamT
 from opentelemetry.trace import SpanKind
 
@@ -36,9 +35,11 @@ from agents.topics import events_topic
 from footfall import tracing
 from footfall.app import app
 from footfall.influx import InfluxClient
+from footfall.record_batches import RecordBatch, batch_of
 from footfall.settings import Settings, get_settings
 from footfall.visitors import SketchConfig
 from tables import io
+from tables.bucket_cache import BucketCache
 from tables.counting import BatchCounter, BatchResult, CountingRules
 from tables.definitions import minutes_by_site, sessions_by_visitor
 
@@ -111,17 +112,13 @@ class CountStats:
 
 
 STATS = CountStats()
+#: Buckets as this worker last wrote them, decoded (tables/bucket_cache.py).
+BUCKETS = BucketCache(_settings.bucket_cache_size)
 
 
-def decode_envelope(value: bytes) -> Mapping[str, Any] | None:
-    """The envelope of an `events.raw` value, or None when it cannot be counted."""
-    try:
-        envelope = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(envelope, dict) or any(envelope.get(k) is None for k in _REQUIRED):
-        return None
-    return envelope
+def is_countable(envelope: Any) -> bool:
+    """Whether a decoded `events.raw` value is an envelope counting can use."""
+    return isinstance(envelope, dict) and all(envelope.get(k) is not None for k in _REQUIRED)
 
 
 def _producer_running() -> bool:
@@ -129,40 +126,31 @@ def _producer_running() -> bool:
     return bool(app.producer.started)
 
 
-async def count_batch(batch: Sequence[EventT[bytes]]) -> None:
-    """Apply a micro-batch and write what changed (module docstring)."""
-    by_partition: dict[int, list[EventT[bytes]]] = {}
-    for event in batch:  # one partition under isolated_partitions; several under test_context
-        by_partition.setdefault(event.message.partition, []).append(event)
-    for partition, events in by_partition.items():
-        await _count_partition(partition, events)
-
-
-async def _count_partition(partition: int, batch: Sequence[EventT[bytes]]) -> BatchResult:
+async def count_batch(event: EventT[RecordBatch]) -> BatchResult:
+    """Apply one partition's RecordBatch and write what changed (module docstring)."""
+    batch = batch_of(event.value)
+    partition = batch.partition
     pairs: list[tuple[int, Mapping[str, Any]]] = []
-    for event in batch:
-        envelope = decode_envelope(event.value)
-        if envelope is None:
+    for offset, envelope in batch.envelopes():
+        if not is_countable(envelope):
             STATS.malformed += 1
             METRICS.events_malformed.labels("count_events").inc()
-            log.warning(
-                "%s p%d o%d: not a countable envelope",
-                event.message.topic,
-                partition,
-                event.message.offset,
-            )
+            log.warning("%s p%d o%d: not a countable envelope", batch.topic, partition, offset)
             continue
-        pairs.append((event.message.offset, envelope))
+        pairs.append((offset, envelope))
     counter = BatchCounter(
         RULES,
-        load_session=lambda key: io.get(sessions_by_visitor, key),
-        load_bucket=lambda key: io.get(minutes_by_site, key),
+        load_session=io.partition_getter(sessions_by_visitor, partition),
+        load_bucket=io.partition_getter(minutes_by_site, partition),
+        cache=BUCKETS,
     )
     send = _producer_running()
-    with io.in_partition(batch[-1]):
+    with io.in_partition(event):
         result = counter.apply(partition, pairs)
         buckets = [(key, bucket.encode()) for key, bucket in result.buckets.items()]
         await asyncio.gather(*await io.put_many(minutes_by_site, partition, buckets, send=send))
+        for (key, encoded), bucket in zip(buckets, result.buckets.values(), strict=True):
+            BUCKETS.keep(key, bucket, encoded)
         # Only now, with every bucket of the batch in Kafka, the sessions (module docstring).
         sessions = [(key, session.encode()) for key, session in result.sessions.items()]
         await asyncio.gather(
@@ -176,7 +164,7 @@ async def _count_partition(partition: int, batch: Sequence[EventT[bytes]]) -> Ba
     STATS.events_seen += len(batch)
     METRICS.events_processed.labels("count_events").inc(len(batch))
     STATS.events_applied += result.applied
-    STATS.offsets[partition] = batch[-1].message.offset
+    STATS.offsets[partition] = batch.last_offset
     if result.stream_time > STATS.stream_time.get(partition, 0):
         STATS.stream_time[partition] = result.stream_time
     STATS.freshness.extend(
@@ -189,33 +177,32 @@ async def _count_partition(partition: int, batch: Sequence[EventT[bytes]]) -> Ba
 
 
 @app.agent(events_topic, isolated_partitions=True)
-async def count_events(stream: StreamT[bytes]) -> None:
-    """Sessionize events and count them into per-minute buckets (docs/stream.md)."""
-    assert isinstance(stream, Stream)  # take_events is not on StreamT
+async def count_events(stream: StreamT[RecordBatch]) -> None:
+    """Sessionize events and count them into per-minute buckets (docs/stream.md).
+
+    Each stream event is one partition's fetched records (footfall.record_batches).
+    """
     # The worker's log setup leaves aiokafka at DEBUG, and its producer builds a log
     # record for every message sent: thousands per batch here.
     logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLogger().level))
-    async for batch in stream.take_events(
-        _settings.batch_max_events, within=_settings.batch_within_s
-    ):
-        # take_events acks a batch when its generator is closed, also when the actor is
-        # stopped in the middle of the batch (a rebalance, a shutdown). Our own reference
-        # on each message, released only once the batch's writes are in Kafka, keeps an
+    async for event in stream.events():
+        # The stream acks an event when the next one is asked for, and also when the
+        # actor is stopped in the middle of it (a rebalance, a shutdown). Our own
+        # reference, released only once the batch's writes are in Kafka, keeps an
         # interrupted batch from being committed.
-        for event in batch:
-            event.message.incref()
+        event.message.incref()
         if tracing.enabled():
-            # One span per micro-batch, linked to the gateway requests whose events it
-            # holds (their `traceparent` Kafka headers).
-            links = tracing.links_from_headers(event.message.headers for event in batch)
+            # One span per batch, linked to the gateway requests whose events it holds
+            # (their `traceparent` Kafka headers).
+            batch = batch_of(event.value)
+            links = tracing.links_from_headers(record.headers for record in batch.records)
             with _tracer.start_as_current_span(
                 "count_events batch",
                 kind=SpanKind.CONSUMER,
                 links=links,
                 attributes={"messaging.batch.message_count": len(batch)},
             ):
-                await count_batch(batch)
+                await count_batch(event)
         else:
-            await count_batch(batch)
-        for event in batch:
-            event.ack()
+            await count_batch(event)
+        event.ack()

@@ -28,6 +28,7 @@ import asyncio
 import os
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -286,10 +287,23 @@ async def run(args: argparse.Namespace) -> None:
     worker = spawn(
         [sys.executable, "-m", "agents.commands"], env, log_dir / "bench-stream-worker.log"
     )
+    profiler: subprocess.Popen[bytes] | None = None
+    if args.profile:
+        # Sample the worker's Python stacks (py-spy, `uv pip install py-spy`) while it
+        # drains the backlog: collapsed stacks, one line per stack with its sample count.
+        profiler = spawn(
+            ["py-spy", "record", "--format", "raw", "-o", args.profile, "--pid", str(worker.pid)],
+            env,
+            log_dir / "bench-stream-py-spy.log",
+        )
     gateway: subprocess.Popen[bytes] | None = None
     try:
         async with aiohttp.ClientSession() as session:
             worker_rate, _ = await measure_worker(session, web_port, len(events))
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                profiler.wait(60)
+                print(f"worker profile: {args.profile}")
             print(f"worker: {worker_rate:,.0f} events/s  (ratio {worker_rate / bare_rate:.2f})")
 
             from footfall.sites.registry import add_site
@@ -355,6 +369,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000, help="events/s for freshness")
     parser.add_argument("--seconds", type=float, default=15, help="freshness run length")
     parser.add_argument("--log-dir", default=tempfile.gettempdir())
+    parser.add_argument("--profile", help="write the worker's py-spy profile (raw) here")
     asyncio.run(run(parser.parse_args()))
 
 

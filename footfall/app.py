@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import faust
-
+from footfall.record_batches import BatchingApp
 from footfall.settings import Settings, get_settings
 
 
@@ -24,9 +23,11 @@ def app_datadir(settings: Settings) -> Path:
     return settings.data_dir / settings.app_id
 
 
-def create_app(settings: Settings) -> faust.App:
-    return faust.App(
+def create_app(settings: Settings) -> BatchingApp:
+    return BatchingApp(
         settings.app_id,
+        # Delivered to the agents a fetched batch at a time (footfall.record_batches).
+        batched_topics=[settings.events_topic],
         broker=broker_urls(settings.kafka_bootstrap),
         store=settings.store_url,
         autodiscover=["agents", "tables", "web.reports"],
@@ -41,6 +42,7 @@ def create_app(settings: Settings) -> faust.App:
         # not wait for events in flight: whatever is cut short is done again.
         stream_wait_empty=False,
         producer_acks=-1,
+        broker_max_poll_records=settings.batch_max_events,
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=settings.worker_session_timeout_s / 10,
         loghandlers=[],

@@ -80,10 +80,10 @@ class Settings(BaseSettings):
         description="Kafka group session timeout: how long a dead worker keeps its partitions.",
     )
     batch_max_events: int = Field(
-        5000, ge=1, description="Most events one partition's micro-batch holds."
+        5000, ge=1, description="Most events one fetch from Kafka hands to the agents."
     )
-    batch_within_s: float = Field(
-        0.25, gt=0, description="Longest wait for a micro-batch to fill before it is processed."
+    bucket_cache_size: int = Field(
+        256, ge=0, description="Decoded minute buckets a worker keeps between batches."
     )
     hll_type: Literal["HLL_4", "HLL_6", "HLL_8"] = Field(
         "HLL_8", description="DataSketches HLL register width of the visitors sketches."

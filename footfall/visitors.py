@@ -18,6 +18,10 @@ from typing import Literal
 import datasketches as ds
 
 HllType = Literal["HLL_4", "HLL_6", "HLL_8"]
+# Looked up once: a new sketch per breakdown row is on the counting's hot path.
+_TARGET_TYPES: dict[str, ds.tgt_hll_type] = {
+    name: getattr(ds.tgt_hll_type, name) for name in ("HLL_4", "HLL_6", "HLL_8")
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +32,7 @@ class SketchConfig:
     hll_type: HllType = "HLL_8"
 
     def new(self) -> ds.hll_sketch:
-        return ds.hll_sketch(self.lg_k, getattr(ds.tgt_hll_type, self.hll_type))
+        return ds.hll_sketch(self.lg_k, _TARGET_TYPES[self.hll_type])
 
 
 class Visitors:
@@ -64,7 +68,7 @@ class Visitors:
             if mine is not None:
                 union.update(mine)
             union.update(sketch)
-            self.by_rate[rate] = union.get_result(getattr(ds.tgt_hll_type, self.config.hll_type))
+            self.by_rate[rate] = union.get_result(_TARGET_TYPES[self.config.hll_type])
 
     def items(self) -> Iterator[tuple[int, bytes]]:
         """(rate, compact sketch bytes) pairs, in rate order: the stored form."""

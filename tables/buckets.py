@@ -51,6 +51,8 @@ class Stats:
 
     counts: list[int]
     visitors: Visitors
+    #: The row as last encoded, kept while the row is unchanged (Bucket.row clears it).
+    encoded: bytes | None = None
 
     @classmethod
     def empty(cls, config: SketchConfig) -> Stats:
@@ -64,9 +66,9 @@ class Stats:
 class Bucket:
     """All metrics of one site, minute and partition, with breakdowns per dimension value.
 
-    Breakdown rows stay encoded until used: a batch touches few of a bucket's rows, and
-    decoding and re-encoding all of them (with their sketches) at every write would cost
-    more than the counting itself.
+    Breakdown rows stay encoded until used, and a decoded row keeps its encoding until it
+    changes: a batch touches few of a bucket's rows, and decoding and re-encoding all of
+    them (with their sketches) at every write would cost more than the counting itself.
     """
 
     config: SketchConfig
@@ -89,6 +91,8 @@ class Bucket:
             stats = rows[value] = Stats.empty(self.config)
         elif isinstance(stats, bytes):
             stats = rows[value] = _read_stats(Reader(stats), self.config)
+        else:
+            stats.encoded = None  # the caller is about to change it
         return stats
 
     @property
@@ -119,9 +123,12 @@ class Bucket:
                 if isinstance(stats, bytes):
                     w.blob(stats)
                 else:
-                    row = Writer()
-                    _write_stats(row, stats)
-                    w.blob(row.getvalue())
+                    encoded = stats.encoded
+                    if encoded is None:
+                        row = Writer()
+                        _write_stats(row, stats)
+                        encoded = stats.encoded = row.getvalue()
+                    w.blob(encoded)
         return w.getvalue()
 
     @classmethod

@@ -36,6 +36,7 @@ from footfall.metrics import (
     starts_new_session,
 )
 from footfall.visitors import SketchConfig
+from tables.bucket_cache import BucketCache
 from tables.buckets import (
     BOUNCES,
     DURATION_SUM,
@@ -91,10 +92,17 @@ def _text(value: Any) -> str:
 class BatchCounter:
     """Applies micro-batches of one partition's events; see the module docstring."""
 
-    def __init__(self, rules: CountingRules, load_session: Loader, load_bucket: Loader) -> None:
+    def __init__(
+        self,
+        rules: CountingRules,
+        load_session: Loader,
+        load_bucket: Loader,
+        cache: BucketCache | None = None,
+    ) -> None:
         self.rules = rules
         self._load_session = load_session
         self._load_bucket = load_bucket
+        self._cache = cache
         self._timeout_s = rules.session_timeout_s
 
     def apply(self, partition: int, batch: Iterable[tuple[int, Mapping[str, Any]]]) -> BatchResult:
@@ -125,8 +133,11 @@ class BatchCounter:
         bucket = self._buckets.get(key)
         if bucket is None:
             raw = self._load_bucket(key)
-            sketch = self.rules.sketch
-            bucket = Bucket.decode(raw, sketch) if raw is not None else Bucket(sketch)
+            if self._cache is not None:
+                bucket = self._cache.take(key, raw)
+            if bucket is None:
+                sketch = self.rules.sketch
+                bucket = Bucket.decode(raw, sketch) if raw is not None else Bucket(sketch)
             self._buckets[key] = bucket
         return bucket
 

@@ -15,33 +15,53 @@ from yarl import URL
 from agents import count
 from footfall.app import app
 from footfall.events import kafka_key
+from footfall.record_batches import RecordBatch
+from footfall.settings import get_settings
 from tables.buckets import Bucket, parse_bucket_key
 from tables.definitions import minutes_by_site, sessions_by_visitor
 from tables.sessions import Session
 
+TOPIC = get_settings().events_topic
+
+
+class Record:
+    """A Kafka record as the agents read it (footfall.record_batches.KafkaRecord)."""
+
+    def __init__(self, offset: int, key: bytes, value: bytes) -> None:
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers: tuple[tuple[str, bytes], ...] = ()
+
 
 class Harness:
-    """Feeds envelopes to the agent and reads its tables back."""
+    """Feeds envelopes to the agent, as the worker's consumer would, and reads its tables."""
 
     def __init__(self, agent: Any) -> None:
         self.agent = agent
+        self.next_offset: dict[int, int] = {}
 
-    async def feed(self, events: Iterable[Mapping[str, Any]], *, partition: int = 0) -> None:
-        """Put events (offsets continue from the last put) and wait until all are counted."""
-        last = -1
+    async def feed(
+        self, events: Iterable[Mapping[str, Any]], *, partition: int = 0, batch_size: int = 300
+    ) -> None:
+        """Put events in RecordBatches (offsets continue from the last put); wait until counted."""
+        offset = self.next_offset.get(partition, 0)
+        records = []
         for event in events:
             key = kafka_key(event["site"], event["visitor"])
-            sent = await self.agent.put(
-                key=key, value=orjson.dumps(event), partition=partition, wait=False
-            )
-            last = sent.message.offset
+            records.append(Record(offset, key, orjson.dumps(event)))
+            offset += 1
+        self.next_offset[partition] = offset
+        for start in range(0, len(records), batch_size):
+            batch = RecordBatch(TOPIC, partition, records[start : start + batch_size])
+            await self.agent.put(value=batch, partition=partition, wait=False)
         async with asyncio.timeout(10):
-            while count.STATS.offsets.get(partition, -1) < last:  # noqa: ASYNC110 - polls the agent
+            while count.STATS.offsets.get(partition, -1) < offset - 1:  # noqa: ASYNC110 - polls the agent
                 await asyncio.sleep(0.01)
 
-    def replay_from(self, offset: int) -> None:
+    def replay_from(self, offset: int, partition: int = 0) -> None:
         """Make the next puts reuse offsets from `offset` on, as a restart would."""
-        self.agent.sent_offset = offset
+        self.next_offset[partition] = offset
 
     def buckets(self) -> dict[tuple[str, int, int], Bucket]:
         return {

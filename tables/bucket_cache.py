@@ -1,0 +1,54 @@
+"""Decoded minute buckets kept between batches, so a busy bucket is not decoded every batch.
+
+A bucket of a busy minute holds thousands of breakdown rows with their sketches; decoding
+it from the store at every batch and re-encoding what the batch touched costs more than
+the counting. The counting agent keeps the buckets it has just written here, with the
+bytes it wrote. A batch takes a bucket out only if the store still holds exactly those
+bytes (anything else wrote it since: a recovery, a purge, another owner), and puts it
+back only once its new value is written; a batch that fails leaves nothing behind, so the
+cache never holds a change the store does not.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from tables.buckets import Bucket
+
+
+class BucketCache:
+    """At most `max_buckets` decoded buckets, least recently written evicted first."""
+
+    def __init__(self, max_buckets: int = 256) -> None:
+        self.max_buckets = max_buckets
+        self._entries: OrderedDict[bytes, tuple[Bucket, bytes]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def take(self, key: bytes, stored: bytes | None) -> Bucket | None:
+        """The cached bucket of `key` if the store holds what it was written as; else None."""
+        entry = self._entries.pop(key, None)
+        if entry is not None and stored is not None and entry[1] == stored:
+            self.hits += 1
+            return entry[0]
+        self.misses += 1
+        return None
+
+    def keep(self, key: bytes, bucket: Bucket, written: bytes) -> None:
+        """Remember a bucket whose value `written` is now in the store."""
+        self._entries[key] = (bucket, written)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_buckets:
+            self._entries.popitem(last=False)
+
+    def forget(self, partitions: set[int] | None = None) -> None:
+        """Drop every bucket, or those of some partitions (keys end with |partition)."""
+        if partitions is None:
+            self._entries.clear()
+            return
+        suffixes = tuple(f"|{p}".encode() for p in partitions)
+        for key in [k for k in self._entries if k.endswith(suffixes)]:
+            del self._entries[key]
