@@ -64,6 +64,9 @@ def run_worker(args: argparse.Namespace) -> int:
     gc.set_threshold(50_000, 20, 100)
     from footfall import logs, tracing
 
+    # Everything imported so far lives as long as the process: out of every collection.
+    gc.freeze()
+
     level = args.loglevel or settings.log_level
     tracing.setup(settings, "footfall-worker")
     worker = faust.Worker(

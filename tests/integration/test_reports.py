@@ -39,6 +39,7 @@ from footfall.settings import get_settings
 from footfall.sites.registry import add_site
 from footfall.stack.influxdb import InfluxDB
 from footfall.stack.kafka import Kafka
+from tests.integration.ci import require
 from tests.integration.streamkit import REPO, StreamEnv, Worker, create_topic, produce, wait_for
 from tests.reference import envelope, reference
 from tests.workload import workload
@@ -347,8 +348,8 @@ class _Values(HTMLParser):
 
 def chromium(*args: str) -> subprocess.CompletedProcess[str]:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("no chromium on this machine")
+    require(browser is not None, "no chromium on this machine")
+    assert browser is not None
     profile = tempfile.mkdtemp(prefix="ff-chromium-")
     try:
         return subprocess.run(

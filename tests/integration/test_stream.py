@@ -146,11 +146,6 @@ async def test_one_worker_counts_archives_and_writes_influx(
     assert not marker.exists()  # a clean stop: the next start keeps its local tables
 
 
-@pytest.mark.xfail(
-    reason="known bug, issue 4: a CI run lost part of duration_sum after SIGKILL "
-    "(session updates replayed against a newer bucket); passes in most runs",
-    strict=False,
-)
 async def test_sigkill_mid_stream_then_restart_gives_the_same_numbers(
     stream_env: StreamEnv, workers: list[Worker]
 ) -> None:

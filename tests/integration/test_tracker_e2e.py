@@ -23,7 +23,6 @@ import concurrent.futures
 import contextlib
 import functools
 import http.server
-import os
 import shutil
 import threading
 import time
@@ -41,6 +40,7 @@ import pytest
 
 from footfall.settings import get_settings
 from footfall.sites.registry import add_site, set_mp_secret
+from tests.integration.ci import require
 from tests.integration.streamkit import (
     REPO,
     Gateway,
@@ -79,14 +79,6 @@ def in_thread(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to its end on a thread of its own (see `poll`)."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
-
-
-def _require(ok: bool, why: str) -> None:
-    if ok:
-        return
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{why} (CI must run the browser tests)")
-    pytest.skip(why)
 
 
 @dataclass
@@ -178,11 +170,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    _require(CHROMIUM.exists() or shutil.which("chromium") is not None, "no chromium")
+    require(CHROMIUM.exists() or shutil.which("chromium") is not None, "no chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _require(False, "playwright is not installed (pip install -e .[dev])")
+        require(False, "playwright is not installed (pip install -e .[dev])")
         raise
     with sync_playwright() as pw:
         executable = str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
