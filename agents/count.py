@@ -113,7 +113,7 @@ class CountStats:
 
 STATS = CountStats()
 #: Buckets as this worker last wrote them, decoded (tables/bucket_cache.py).
-BUCKETS = BucketCache(_settings.bucket_cache_size)
+BUCKETS = BucketCache(_settings.bucket_cache_mb * 2**20)
 
 
 def is_countable(envelope: Any) -> bool:

@@ -82,8 +82,8 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(
         5000, ge=1, description="Most events one fetch from Kafka hands to the agents."
     )
-    bucket_cache_size: int = Field(
-        256, ge=0, description="Decoded minute buckets a worker keeps between batches."
+    bucket_cache_mb: int = Field(
+        128, ge=0, description="Memory for decoded minute buckets kept between batches (MiB)."
     )
     hll_type: Literal["HLL_4", "HLL_6", "HLL_8"] = Field(
         "HLL_8", description="DataSketches HLL register width of the visitors sketches."

@@ -15,13 +15,24 @@ from collections import OrderedDict
 
 from tables.buckets import Bucket
 
+# What a decoded row costs in memory beyond its encoding: the Stats, its counters list,
+# its Visitors and the sketch (RSS growth per one-visitor row measured at ~760 bytes).
+ROW_OVERHEAD_BYTES = 800
+
+
+def footprint(bucket: Bucket, written: bytes) -> int:
+    """Roughly the bytes a decoded bucket holds in memory."""
+    rows = sum(len(values) for values in bucket.rows.values())
+    return len(written) + ROW_OVERHEAD_BYTES * rows
+
 
 class BucketCache:
-    """At most `max_buckets` decoded buckets, least recently written evicted first."""
+    """Decoded buckets within `max_bytes` (footprint), least recently written evicted first."""
 
-    def __init__(self, max_buckets: int = 256) -> None:
-        self.max_buckets = max_buckets
-        self._entries: OrderedDict[bytes, tuple[Bucket, bytes]] = OrderedDict()
+    def __init__(self, max_bytes: int = 128 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[bytes, tuple[Bucket, bytes, int]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -31,24 +42,34 @@ class BucketCache:
     def take(self, key: bytes, stored: bytes | None) -> Bucket | None:
         """The cached bucket of `key` if the store holds what it was written as; else None."""
         entry = self._entries.pop(key, None)
-        if entry is not None and stored is not None and entry[1] == stored:
-            self.hits += 1
-            return entry[0]
+        if entry is not None:
+            self.bytes -= entry[2]
+            if stored is not None and entry[1] == stored:
+                self.hits += 1
+                return entry[0]
         self.misses += 1
         return None
 
     def keep(self, key: bytes, bucket: Bucket, written: bytes) -> None:
         """Remember a bucket whose value `written` is now in the store."""
-        self._entries[key] = (bucket, written)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_buckets:
-            self._entries.popitem(last=False)
+        size = footprint(bucket, written)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old[2]
+        if size > self.max_bytes:
+            return
+        self._entries[key] = (bucket, written, size)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, (_, _, evicted) = self._entries.popitem(last=False)
+            self.bytes -= evicted
 
     def forget(self, partitions: set[int] | None = None) -> None:
         """Drop every bucket, or those of some partitions (keys end with |partition)."""
         if partitions is None:
             self._entries.clear()
+            self.bytes = 0
             return
         suffixes = tuple(f"|{p}".encode() for p in partitions)
         for key in [k for k in self._entries if k.endswith(suffixes)]:
-            del self._entries[key]
+            self.bytes -= self._entries.pop(key)[2]
