@@ -23,12 +23,14 @@ at T + 1, so the new rows are never hidden by the delete markers of their own re
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import datasketches as ds
 import happybase
+import pyarrow as pa
 
 from footfall.metrics import DIMENSIONS
 from footfall.settings import Settings
@@ -224,8 +226,40 @@ def write_partition(target: RowTarget, rows: Iterable[Any]) -> Iterator[int]:
     yield write_rows(target, rows)
 
 
+def write_arrow(target: RowTarget, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """`mapInArrow` body: put one partition of batch.compute's `rows`, yield the count.
+
+    Arrow batches rather than `rdd.mapPartitions`: pickling millions of Spark Rows to the
+    Python worker cost more than encoding and sending them (docs/batch.md, Performance).
+    """
+    yield pa.RecordBatch.from_pydict({"written": [write_rows(target, arrow_rows(batches))]})
+
+
+def arrow_rows(batches: Iterable[pa.RecordBatch]) -> Iterator[dict[str, Any]]:
+    """The rows of Arrow batches as dicts (map columns as dicts, a null map empty),
+    converted column by column: far cheaper than Arrow's own row-wise `to_pylist`."""
+    for batch in batches:
+        names = batch.schema.names
+        columns = [
+            _maps(column) if isinstance(column, pa.MapArray) else column.to_pylist()
+            for column in batch.columns
+        ]
+        for values in zip(*columns, strict=True):
+            yield dict(zip(names, values, strict=True))
+
+
+def _maps(column: pa.MapArray) -> list[dict[Any, Any]]:
+    # offsets index the unsliced keys and items (pyarrow's ListArray convention)
+    keys, items = column.keys.to_pylist(), column.items.to_pylist()
+    bounds = column.offsets.to_pylist()
+    return [
+        dict(zip(keys[lo:hi], items[lo:hi], strict=True)) for lo, hi in itertools.pairwise(bounds)
+    ]
+
+
 def write_rows(target: RowTarget, rows: Iterable[Any]) -> int:
-    """Put rows of batch.compute's `rows` frame (Spark Rows or dicts)."""
+    """Put rows of batch.compute's `rows` frame (Spark Rows or dicts), `rows_per_write`
+    rows per Thrift call (happybase's own `batch_size` counts cells, not rows)."""
     connection = happybase.Connection(
         host=target.host,
         port=target.port,
@@ -236,15 +270,19 @@ def write_rows(target: RowTarget, rows: Iterable[Any]) -> int:
     written = 0
     try:
         batches: dict[str, happybase.Batch] = {}
+        pending = 0
         for row in rows:
             table = row["table"]
             batch = batches.get(table)
             if batch is None:
-                batch = batches[table] = connection.table(table).batch(
-                    timestamp=target.timestamp, batch_size=target.rows_per_write
-                )
+                batch = batches[table] = connection.table(table).batch(timestamp=target.timestamp)
             batch.put(row_key(table, row), encode_cells(row["counters"], row["sketches"]))
             written += 1
+            pending += 1
+            if pending >= target.rows_per_write:
+                for each in batches.values():
+                    each.send()
+                pending = 0
         for batch in batches.values():
             batch.send()
     finally:

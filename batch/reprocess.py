@@ -6,7 +6,7 @@ For each day (batch.days gives its window):
 2. mark the sites' day `running` (batch.markers): from here until step 6 the reporting
    API does not take the day from HBase;
 3. delete the sites' rows of the day (cells up to T), write the new rows (cells at T + 1,
-   from the executors, `mapPartitions`);
+   from the executors, `mapInArrow`);
 4. rewrite the day's InfluxDB points (batch.influx);
 5. (a crash anywhere above leaves `running`; the next run redoes the whole day)
 6. mark the day `done` (closed) or `partial` (open), with its input counts.
@@ -21,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any, Final
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from batch import hbase, influx, markers
 from batch.compare import Comparison, compare_day, recomputed_totals, stored_totals
@@ -37,6 +39,20 @@ from batch.reader import list_files, read_events
 from footfall.influx import InfluxClient
 from footfall.settings import Settings
 from footfall.visitors import SketchConfig
+
+_WRITTEN: Final = "written long"
+
+
+def _write_from_executors(frame: DataFrame, write: Callable[..., Any]) -> int:
+    """Run a `mapInArrow` writer over `frame`; return the rows it wrote."""
+    with warnings.catch_warnings():
+        # mapInArrow checks the pandas version and warns about pandas >= 3, which it does
+        # not use (footfall.spark_session); test runs turn warnings into errors.
+        warnings.filterwarnings(
+            "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+        )
+        counts = frame.mapInArrow(write, _WRITTEN)
+    return sum(int(row["written"]) for row in counts.collect())
 
 
 def job_rules(settings: Settings) -> JobRules:
@@ -184,9 +200,8 @@ class Reprocessor:
 
     def _write_rows(self, frames: DayFrames, target: hbase.RowTarget) -> int:
         """Rows written by the executors, each task with its own Thrift connection."""
-        write = functools.partial(hbase.write_partition, target)
-        written: int = frames.rows.rdd.mapPartitions(write).sum()
-        return written
+        write = functools.partial(hbase.write_arrow, target)
+        return _write_from_executors(frames.rows, write)
 
     def _rewrite_influx(self, frames: DayFrames, sites: Sequence[str] | None) -> int:
         """Delete the window's points (driver), then write the new ones (executors)."""
@@ -197,9 +212,8 @@ class Reprocessor:
                 await delete_window(client, frames.window, chosen)
 
         asyncio.run(delete())
-        write = functools.partial(influx.write_partition, influx.PointTarget.of(self.settings))
-        written: int = frames.points.rdd.mapPartitions(write).sum()
-        return written
+        write = functools.partial(influx.write_arrow, influx.PointTarget.of(self.settings))
+        return _write_from_executors(frames.points, write)
 
     # --- dry run ----------------------------------------------------------------------
     def _compare(

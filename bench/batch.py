@@ -316,6 +316,38 @@ def sampled() -> Iterator[Peaks]:
         peaks.sample()
 
 
+@contextmanager
+def progress(spark: Any, what: str, peaks: Peaks, every_s: float = 30.0) -> Iterator[None]:
+    """Every `every_s`, a line on stderr: elapsed time, Spark's active stages with their
+    tasks done / total, and the peak memory so far (a 10 M run takes most of an hour)."""
+    stop = threading.Event()
+    began = time.monotonic()
+    tracker = spark.sparkContext.statusTracker()
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            stages = []
+            for stage_id in sorted(tracker.getActiveStageIds()):
+                info = tracker.getStageInfo(stage_id)
+                if info is not None:
+                    stages.append(f"stage {stage_id} {info.numCompletedTasks}/{info.numTasks}")
+            print(
+                f"  [{what}] {time.monotonic() - began:6.0f}s  "
+                f"{', '.join(stages) or 'no Spark stage running'}  "
+                f"peak {peaks.total:,.0f} MiB",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def timed(call: Callable[[], T]) -> tuple[T, float]:
     began = time.monotonic()
     result = call()
@@ -414,6 +446,7 @@ def full_job(settings: Settings, spark: Any) -> tuple[int, int]:
     InfluxDB(isolated).ensure_database(isolated.influx_db)
     try:
         outcome = Reprocessor(isolated, spark).run_day(DAY, None, dry_run=False)
+        print(outcome.summary(), file=sys.stderr, flush=True)
         return outcome.rows, outcome.points
     finally:
         connection = hbase.connect(isolated)
@@ -439,15 +472,17 @@ def main() -> int:
         root, rows = archive_for(base, n)
         settings = base.model_copy(update={"archive_url": str(root)})
         files = len(list(root.glob("dt=*/hour=*/*.parquet")))
-        with sampled() as peak_minutes:
+        with sampled() as peak_minutes, progress(spark, f"{n:,} spark minutes", peak_minutes):
             spark_rows, spark_s = timed(functools.partial(spark_minutes, settings, spark))
+        print(f"{n:,} events: spark minutes {spark_s:.1f}s", file=sys.stderr, flush=True)
         duck_rows, duck_s = timed(functools.partial(duckdb_minutes, settings))
+        print(f"{n:,} events: duckdb minutes {duck_s:.1f}s", file=sys.stderr, flush=True)
         agree = spark_rows == duck_rows
         full_s = 0.0
         written = (0, 0)
         peak_full = Peaks()
         if not args.no_full:
-            with sampled() as peak_full:
+            with sampled() as peak_full, progress(spark, f"{n:,} full job", peak_full):
                 written, full_s = timed(functools.partial(full_job, settings, spark))
         results.append(
             (n, rows, files, spark_s, duck_s, agree, full_s, written, peak_minutes, peak_full)
