@@ -6,18 +6,25 @@
    breakdown row agrees (counts and sums exactly, visitors within 2 %; `exit_page` visitors
    may only be higher in the stream, docs/stream.md), and so does every InfluxDB point the
    batch rewrote over the stream's, series by series.
-2. Correction: the worker runs with a wrong setting (a 10-minute session timeout);
-   `footfall reprocess` with the right one (30 minutes) repairs both days: HBase holds the
-   right numbers, `batch_until` moves past them, and InfluxDB answers the right numbers.
+2. Correction: the worker runs with a wrong setting (a 10-minute session timeout) and
+   serves the report API; before the rewrite the API answers its wrong sessions; the dry
+   run shows stored, recomputed and the difference; `footfall reprocess` with the right
+   timeout (30 minutes) repairs both days: HBase and InfluxDB hold the right numbers, and
+   the API answers them for both days from HBase, with `meta.batch_until` moved past them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import urllib.error
+import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import pyarrow.dataset as pads
 import pytest
 from pyspark.sql import SparkSession
@@ -26,6 +33,7 @@ import batch.commands
 import tests.reference
 from batch import hbase
 from batch.commands import main as reprocess_main
+from batch.compare import HEADER
 from batch.days import day_of_ms
 from batch.markers import BatchRange
 from batch.reprocess import Reprocessor
@@ -34,6 +42,7 @@ from footfall.influx import InfluxClient
 from footfall.metrics import DAY_MS
 from footfall.series import MEASUREMENT
 from footfall.settings import Settings, get_settings
+from footfall.sites.registry import add_site
 from footfall.visitors import SketchConfig
 from tests.integration import batchkit
 from tests.integration.streamkit import (
@@ -45,7 +54,7 @@ from tests.integration.streamkit import (
     table_buckets,
     wait_for,
 )
-from tests.reference import Merged, compare, merge_buckets, reference
+from tests.reference import Merged, Minute, compare, merge_buckets, reference
 
 pytestmark = pytest.mark.integration
 
@@ -73,10 +82,11 @@ def batch_settings(stream_env: StreamEnv) -> Iterator[Settings]:
         connection.close()
 
 
-async def run_stream(
+@contextlib.asynccontextmanager
+async def streaming(
     env: StreamEnv, events: list[dict[str, Any]], port: int, **extra: str
-) -> Worker:
-    """A worker counts and archives `events`; returned stopped, once both are complete."""
+) -> AsyncIterator[Worker]:
+    """A running worker that has counted, archived and written to InfluxDB `events`."""
     worker = Worker(env, "w1", port, **extra)
     worker.start()
     try:
@@ -92,12 +102,20 @@ async def run_stream(
         )
         await wait_for(lambda: archived(env) >= len(events), 60, "archived")
         await asyncio.sleep(2 * float(env.env("w1", port)["FOOTFALL_BATCH_WITHIN_S"]) + 2)
-    except Exception:
+        yield worker
+    except BaseException:
         print(worker.tail())
         raise
     finally:
         assert worker.stop() == 0
-    return worker
+
+
+async def run_stream(
+    env: StreamEnv, events: list[dict[str, Any]], port: int, **extra: str
+) -> Worker:
+    """A worker counts and archives `events`; returned stopped, once both are complete."""
+    async with streaming(env, events, port, **extra) as worker:
+        return worker
 
 
 def archived(env: StreamEnv) -> int:
@@ -211,6 +229,63 @@ async def test_stream_and_batch_agree(
                 assert after[key][name] == value, (key, name, after[key][name], value)
 
 
+def call(url: str, key: str) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return resp.status, orjson.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read() or b"null")
+
+
+def api_days(port: int, site: str, key: str) -> dict[str, Any]:
+    """The site's two days from the report API of the worker on `port` (UTC day buckets)."""
+    last = DAY2 + timedelta(days=1)
+    url = (
+        f"http://127.0.0.1:{port}/api/v1/sites/{site}/timeseries"
+        f"?from={DAY1.isoformat()}&to={last.isoformat()}&interval=day&tz=UTC"
+    )
+    status, body = call(url, key)
+    assert status == 200, body
+    return dict(body)
+
+
+def reference_days(ref: Mapping[tuple[str, int], Minute], site: str) -> list[dict[str, Any]]:
+    """The API's day buckets as tests.reference counts them (counters, revenue units)."""
+    days: list[dict[str, Any]] = []
+    for lo in (LO, LO + DAY_MS):
+        counts: Counter[str] = Counter()
+        revenue: Counter[str] = Counter()
+        for (s, minute), one in ref.items():
+            if s == site and lo <= minute < lo + DAY_MS:
+                counts.update(one.total.counts)
+                revenue.update(one.revenue)
+        days.append({"counts": counts, "revenue": +revenue})
+    return days
+
+
+def api_problems(
+    body: Mapping[str, Any], want: list[dict[str, Any]], site: str, visitors: list[int] | None
+) -> list[str]:
+    """Differences between the API's day buckets and the reference's (visitors if given)."""
+    problems: list[str] = []
+    for i, (got, exp) in enumerate(zip(body["results"], want, strict=True)):
+        for name in COUNTERS:
+            value = got[name] * 1000 if name == "duration_sum" else got[name]
+            if round(value) != exp["counts"][name]:
+                problems.append(f"{site} day {i} {name}: api {got[name]} != {exp['counts'][name]}")
+        revenue = {c: round(v * 1_000_000) for c, v in got["revenue"].items()}
+        if revenue != dict(exp["revenue"]):
+            problems.append(f"{site} day {i} revenue: api {got['revenue']} != {exp['revenue']}")
+        if visitors is not None and not _close(got["visitors"] or 0, visitors[i]):
+            problems.append(f"{site} day {i} visitors: api {got['visitors']} !~ {visitors[i]}")
+    return problems
+
+
+def _batch_answer(body: dict[str, Any]) -> dict[str, Any] | None:
+    return body if body["meta"]["batch_until"] is not None else None
+
+
 async def test_reprocess_corrects_a_stream_run_with_a_wrong_timeout(
     stream_env: StreamEnv,
     batch_settings: Settings,
@@ -218,6 +293,8 @@ async def test_reprocess_corrects_a_stream_run_with_a_wrong_timeout(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """The report API answers the stream's wrong sessions, then, after `footfall reprocess`,
+    the batch's right ones from HBase, with `meta.batch_until` at the end of day two."""
     events = batchkit.batch_events()
     sites = sorted({e["site"] for e in events})
     right = reference(events)
@@ -225,31 +302,86 @@ async def test_reprocess_corrects_a_stream_run_with_a_wrong_timeout(
         patch.setattr(tests.reference, "TIMEOUT_MS", 10 * 60_000)
         wrong = reference(events)
     assert compare_influx({}, wrong) != compare_influx({}, right)  # the setting matters here
+    right_days = {site: reference_days(right, site) for site in sites}
+    wrong_days = {site: reference_days(wrong, site) for site in sites}
+    changed = [s for s in sites if right_days[s] != wrong_days[s]]
+    assert {"alpha", "beta", "gamma"} <= set(changed)
 
-    await run_stream(stream_env, events, 16211, FOOTFALL_SESSION_TIMEOUT_S="600")
+    sites_topic = f"fftest.{stream_env.tag}.sites"
+    registry = get_settings().model_copy(update={"sites_topic": sites_topic})
+    keys = {site: (await add_site(registry, site))[1] for site in sites}
+    port = 16211
+    api_worker = {
+        "FOOTFALL_SESSION_TIMEOUT_S": "600",  # the wrong setting
+        "FOOTFALL_SITES_TOPIC": sites_topic,
+        "FOOTFALL_HBASE_TABLE_PREFIX": batch_settings.hbase_table_prefix,
+        "FOOTFALL_WORKER_URL": f"http://127.0.0.1:{port}",
+        "FOOTFALL_REPORT_BATCH_RANGE_TTL_S": "0",  # see a new batch_until at once
+    }
     in_days = {k: v for k, v in right.items() if LO <= k[1] < HI}
-    assert not compare_influx(await influx_minutes(stream_env.influx_db), wrong)
-    assert compare_influx(await influx_minutes(stream_env.influx_db), in_days)
-    with BatchStore(batch_settings) as store:
-        connection = hbase.connect(batch_settings)
-        hbase.ensure_tables(connection)
-        connection.close()
-        assert store.batch_range("alpha") is None  # answered from the stream so far
+    async with streaming(stream_env, events, port, **api_worker):
 
-    monkeypatch.setattr(batch.commands, "get_settings", lambda: batch_settings)
-    assert batch_settings.session_timeout_s == 1800
-    args = ["reprocess", "--from", DAY1.isoformat(), "--to", DAY2.isoformat(), "--dry-run"]
-    assert await asyncio.to_thread(reprocess_main, args) == 0
-    dry = capsys.readouterr().out.splitlines()
-    sessions = [line.split() for line in dry if " sessions " in f" {line} "]
-    assert any(int(row[5]) < 0 for row in sessions)  # fewer sessions with 30 minutes
-    assert {row[6] for row in sessions} == {"influx"}
+        async def influx_is_wrong() -> bool:
+            return not compare_influx(await influx_minutes(stream_env.influx_db), wrong)
 
-    assert await asyncio.to_thread(reprocess_main, args[:-1]) == 0
-    with BatchStore(batch_settings) as store:
-        assert store.batch_range("alpha") == BatchRange(DAY1, DAY2)
-        assert store.batch_range("alpha").until_ms == MIDNIGHT + DAY_MS  # type: ignore[union-attr]
-    problems = batchkit.compare_store(batch_settings, right, sites, LO, HI)
-    assert not problems, "\n".join(problems[:30])
-    problems = compare_influx(await influx_minutes(stream_env.influx_db), in_days)
-    assert not problems, "\n".join(problems[:30])
+        await wait_for(influx_is_wrong, 30, "the stream's points in InfluxDB")
+        assert compare_influx(await influx_minutes(stream_env.influx_db), in_days)
+        with BatchStore(batch_settings) as store:
+            connection = hbase.connect(batch_settings)
+            hbase.ensure_tables(connection)
+            connection.close()
+            assert store.batch_range("alpha") is None  # answered from the stream so far
+
+        # Before: the API answers the stream's (10-minute) sessions, from the worker's
+        # tables and InfluxDB, with no batch_until.
+        problems = []
+        for site in sites:
+            body = api_days(port, site, keys[site])
+            assert body["meta"]["batch_until"] is None
+            assert {s["source"] for s in body["meta"]["sources"]} <= {"tables", "influxdb"}
+            problems += api_problems(body, wrong_days[site], site, None)
+        assert not problems, "\n".join(problems[:30])
+
+        monkeypatch.setattr(batch.commands, "get_settings", lambda: batch_settings)
+        assert batch_settings.session_timeout_s == 1800
+        args = ["reprocess", "--from", DAY1.isoformat(), "--to", DAY2.isoformat(), "--dry-run"]
+        assert await asyncio.to_thread(reprocess_main, args) == 0
+        captured = capsys.readouterr()
+        dry = captured.out.splitlines()
+        assert dry[0].split() == list(HEADER)
+        assert len(dry) > len(sites) * 2 * len(COUNTERS)  # per site, day and metric
+        sessions = [line.split() for line in dry if " sessions " in f" {line} "]
+        assert any(int(row[5]) < 0 for row in sessions)  # fewer sessions with 30 minutes
+        assert all(int(row[4]) - int(row[3]) == int(row[5]) for row in sessions)
+        assert {row[6] for row in sessions} == {"influx"}
+        assert "2/2" in captured.err  # the progress bar over the days
+
+        assert await asyncio.to_thread(reprocess_main, args[:-1]) == 0
+        problems = compare_influx(await influx_minutes(stream_env.influx_db), in_days)
+        assert not problems, "\n".join(problems[:30])
+        with BatchStore(batch_settings) as store:
+            assert store.batch_range("alpha") == BatchRange(DAY1, DAY2)
+            until = store.batch_range("alpha").until_ms  # type: ignore[union-attr]
+            assert until == MIDNIGHT + DAY_MS
+        problems = batchkit.compare_store(batch_settings, right, sites, LO, HI)
+        assert not problems, "\n".join(problems[:30])
+
+        # After: the right numbers, from HBase, and batch_until moved to the end of day two.
+        problems = []
+        for site in sites:
+            # The worker's HBase connection idled through the rewrite, longer than the Thrift
+            # server keeps an idle socket (60 s): the first read fails, the reports fall back
+            # to the stream with a warning and reconnect; the next request reads HBase.
+            body = await wait_for(
+                lambda site=site: _batch_answer(api_days(port, site, keys[site])),
+                30,
+                f"{site}'s days answered from HBase",
+            )
+            moved = datetime.fromisoformat(body["meta"]["batch_until"])
+            assert int(moved.timestamp() * 1000) == MIDNIGHT + DAY_MS, body["meta"]
+            assert [s["source"] for s in body["meta"]["sources"]] == ["hbase"]
+            visitors = [
+                batchkit.day_visitors(events, site, lo, lo + DAY_MS) for lo in (LO, LO + DAY_MS)
+            ]
+            problems += api_problems(body, right_days[site], site, visitors)
+        assert not problems, "\n".join(problems[:30])
