@@ -78,6 +78,7 @@ class CountStats:
 
     events_seen: int = 0
     events_applied: int = 0
+    changelog_bytes: int = 0  # keys and values of the bucket and session records written
     malformed: int = 0
     batches: int = 0
     offsets: dict[int, int] = field(default_factory=dict)  # partition -> last offset done
@@ -101,6 +102,7 @@ class CountStats:
         return {
             "events_seen": self.events_seen,
             "events_applied": self.events_applied,
+            "changelog_bytes": self.changelog_bytes,
             "malformed": self.malformed,
             "batches": self.batches,
             "offsets": {str(p): o for p, o in sorted(self.offsets.items())},
@@ -164,6 +166,9 @@ async def count_batch(event: EventT[RecordBatch]) -> BatchResult:
     STATS.events_seen += len(batch)
     METRICS.events_processed.labels("count_events").inc(len(batch))
     STATS.events_applied += result.applied
+    STATS.changelog_bytes += sum(len(k) + len(v) for k, v in buckets) + sum(
+        len(k) + len(v) for k, v in sessions
+    )
     STATS.offsets[partition] = batch.last_offset
     if result.stream_time > STATS.stream_time.get(partition, 0):
         STATS.stream_time[partition] = result.stream_time

@@ -305,6 +305,12 @@ async def run(args: argparse.Namespace) -> None:
                 profiler.wait(60)
                 print(f"worker profile: {args.profile}")
             print(f"worker: {worker_rate:,.0f} events/s  (ratio {worker_rate / bare_rate:.2f})")
+            counted = await stats(session, web_port)
+            print(
+                "  changelog written: "
+                f"{counted['changelog_bytes'] / max(1, counted['events_seen']):,.0f} bytes/event "
+                "(bucket and session records, uncompressed)"
+            )
 
             from footfall.sites.registry import add_site
 
