@@ -113,8 +113,13 @@ def _reprocess(
     comparisons: list[Comparison] = []
     with tqdm(days, unit="day", desc="reprocess", file=sys.stderr, dynamic_ncols=True) as bar:
         for day in bar:
-            bar.set_postfix_str(day.isoformat())
-            outcome = reprocessor.run_day(day, args.sites, dry_run=args.dry_run)
+            label = day.isoformat()
+            bar.set_postfix_str(label)
+
+            def show(phase: str, label: str = label) -> None:
+                bar.set_postfix_str(f"{label} {phase}")  # a day of 10 M events takes minutes
+
+            outcome = reprocessor.run_day(day, args.sites, dry_run=args.dry_run, on_phase=show)
             tqdm.write(outcome.summary(), file=sys.stderr)
             comparisons += outcome.comparisons
             read += outcome.read

@@ -43,8 +43,15 @@ from footfall.visitors import SketchConfig
 _WRITTEN: Final = "written long"
 
 
+#: Writer tasks per core. Adaptive execution coalesces the small result frames into a few
+#: partitions (3 for a day of 1 M events), so on 2 cores the last one would write alone;
+#: the writes cost far more than a shuffle of their rows.
+WRITERS_PER_CORE: Final = 4
+
+
 def _write_from_executors(frame: DataFrame, write: Callable[..., Any]) -> int:
     """Run a `mapInArrow` writer over `frame`; return the rows it wrote."""
+    frame = frame.repartition(frame.sparkSession.sparkContext.defaultParallelism * WRITERS_PER_CORE)
     with warnings.catch_warnings():
         # mapInArrow checks the pandas version and warns about pandas >= 3, which it does
         # not use (footfall.spark_session); test runs turn warnings into errors.
@@ -53,6 +60,10 @@ def _write_from_executors(frame: DataFrame, write: Callable[..., Any]) -> int:
         )
         counts = frame.mapInArrow(write, _WRITTEN)
     return sum(int(row["written"]) for row in counts.collect())
+
+
+def _quiet(phase: str) -> None:
+    pass
 
 
 def job_rules(settings: Settings) -> JobRules:
@@ -112,7 +123,16 @@ class Reprocessor:
         raw = read_events(self.spark, files, sites)
         return compute_day(raw, window, self.rules)
 
-    def run_day(self, day: date, sites: Sequence[str] | None, *, dry_run: bool) -> DayOutcome:
+    def run_day(
+        self,
+        day: date,
+        sites: Sequence[str] | None,
+        *,
+        dry_run: bool,
+        on_phase: Callable[[str], None] | None = None,
+    ) -> DayOutcome:
+        """Recompute one day (module docstring); `on_phase` hears each step as it starts."""
+        phase = on_phase or _quiet
         began = time.monotonic()
         window = self.window(day)
         outcome = DayOutcome(window)
@@ -120,6 +140,7 @@ class Reprocessor:
             return outcome
         frames = self.frames(window, sites)
         try:
+            phase("sessions")
             stats = {
                 row["site"]: SiteDayStats(row["read"], row["bots"], row["counted"])
                 for row in frames.site_stats.collect()
@@ -128,10 +149,11 @@ class Reprocessor:
             outcome.read = sum(s.read for s in stats.values())
             outcome.counted = sum(s.counted for s in stats.values())
             if dry_run:
+                phase("compare")
                 outcome.comparisons = self._compare(frames, sites, stats)
                 outcome.sites = len({c.site for c in outcome.comparisons})
             else:
-                self._write(frames, sites, stats, outcome)
+                self._write(frames, sites, stats, outcome, phase)
         finally:
             frames.release()
         outcome.seconds = time.monotonic() - began
@@ -150,11 +172,13 @@ class Reprocessor:
         sites: Sequence[str] | None,
         stats: dict[str, SiteDayStats],
         outcome: DayOutcome,
+        phase: Callable[[str], None],
     ) -> None:
         window = frames.window
         day = window.label
         all_sites = sites is None
         version = self._version()
+        phase("delete")
         connection = hbase.connect(self.settings)
         try:
             hbase.ensure_tables(connection)
@@ -168,9 +192,11 @@ class Reprocessor:
         finally:
             connection.close()
 
+        phase("hbase rows")
         began = time.monotonic()
         outcome.rows = self._write_rows(frames, hbase.RowTarget.of(self.settings, version + 1))
         outcome.phases["hbase"] = time.monotonic() - began
+        phase("influx points")
         began = time.monotonic()
         outcome.points = self._rewrite_influx(frames, sites)
         outcome.phases["influx"] = time.monotonic() - began
@@ -181,6 +207,7 @@ class Reprocessor:
             "session_timeout_s": self.rules.session_timeout_s,
             "lg_k": self.rules.lg_k,
         }
+        phase("markers")
         connection = hbase.connect(self.settings)
         try:
             site_stats = {site: stats.get(site, SiteDayStats()) for site in targets}
