@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 import pyarrow.dataset as pads
 import pytest
 from pyspark.sql import SparkSession
@@ -45,6 +42,7 @@ from footfall.settings import Settings, get_settings
 from footfall.sites.registry import add_site
 from footfall.visitors import SketchConfig
 from tests.integration import batchkit
+from tests.integration.http import call
 from tests.integration.streamkit import (
     StreamEnv,
     Worker,
@@ -227,15 +225,6 @@ async def test_stream_and_batch_agree(
                 assert _close(after[key][name], value), (key, after[key][name], value)
             else:
                 assert after[key][name] == value, (key, name, after[key][name], value)
-
-
-def call(url: str, key: str) -> tuple[int, Any]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as resp:
-            return resp.status, orjson.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read() or b"null")
 
 
 def api_days(port: int, site: str, key: str) -> dict[str, Any]:

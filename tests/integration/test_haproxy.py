@@ -17,7 +17,6 @@ import io
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -35,6 +34,7 @@ from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from footfall.settings import Settings, get_settings
 from footfall.sites.registry import add_site
 from footfall.stack.kafka import Kafka
+from tests.integration.http import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -46,13 +46,6 @@ CONCURRENCY = 32
 KILL_AFTER = 1200  # responses received before gateway 1 is killed
 PARTITIONS = 4
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -15,12 +15,9 @@ import contextlib
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +37,7 @@ from footfall.sites.registry import add_site
 from footfall.stack.influxdb import InfluxDB
 from footfall.stack.kafka import Kafka
 from tests.integration.ci import require
+from tests.integration.http import call, free_port, iso
 from tests.integration.streamkit import REPO, StreamEnv, Worker, create_topic, produce, wait_for
 from tests.reference import envelope, reference
 from tests.workload import workload
@@ -50,13 +48,6 @@ HOUR = 3_600_000
 PAGES = ("/", "/products", "/products/tea", "/products/coffee", "/cart", "/checkout", "/about")
 SOURCES = ("direct", "google.com", "newsletter", "instagram.com", "bing.com")
 COUNTRIES = ("IN", "US", "DE", "GB", "BR", "SG")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def history(now_ms: int, hours: int = 46, seed: int = 3) -> list[dict[str, Any]]:
@@ -104,17 +95,6 @@ class Cluster:
 
     def url(self, worker: int = 0) -> str:
         return f"http://127.0.0.1:{self.workers[worker].web_port}"
-
-
-def call(url: str, key: str | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url)
-    if key is not None:
-        request.add_header("Authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            return resp.status, orjson.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read() or b"null")
 
 
 async def _setup(env: StreamEnv, sites_topic: str) -> dict[str, str]:
@@ -232,12 +212,6 @@ def test_every_worker_answers_from_every_partition(cluster: Cluster) -> None:
     assert meta["batch_until"] is None
     assert meta["sampled"] is True
     assert {s["source"] for s in meta["sources"]} == {"tables"}
-
-
-def iso(ms: int) -> str:
-    return (
-        datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="minutes").replace("+00:00", "Z")
-    )
 
 
 def independent_visitors(events: list[dict[str, Any]], site: str, start: int, end: int) -> float:

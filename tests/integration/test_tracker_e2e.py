@@ -41,6 +41,7 @@ import pytest
 from footfall.settings import get_settings
 from footfall.sites.registry import add_site, set_mp_secret
 from tests.integration.ci import require
+from tests.integration.http import call, free_port, iso
 from tests.integration.streamkit import (
     REPO,
     Gateway,
@@ -50,7 +51,6 @@ from tests.integration.streamkit import (
     read_topic,
     wait_for,
 )
-from tests.integration.test_reports import call, free_port, iso
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
