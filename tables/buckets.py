@@ -155,8 +155,7 @@ class Bucket:
 
 
 def _write_stats(w: Writer, stats: Stats) -> None:
-    for n in stats.counts:
-        w.sint(n)
+    w.sints(stats.counts)
     sketches = list(stats.visitors.items())
     w.uint(len(sketches))
     for rate, raw in sketches:

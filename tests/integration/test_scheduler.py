@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.integration import batchkit
+from tests.integration.http import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
@@ -43,13 +43,6 @@ DAGS = ("footfall_batch_daily", "footfall_batch_hourly")
 TRIGGERED_AT = "2026-03-10T01:05:00+00:00"
 STOPPED_AT = "2026-03-11T01:05:00+00:00"
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def children() -> dict[int, list[int]]:
