@@ -40,7 +40,13 @@ from airflow.sdk import DAG  # type: ignore[import-not-found]
 
 log = logging.getLogger(__name__)
 
-END_DAY = "(data_interval_end or logical_date) | ds"
+# The run's day: the end of its data interval (scheduled runs); a manual run has no
+# interval, and without a logical date not even that (Airflow 3 leaves both undefined), so
+# then the logical date, else the time it was triggered.
+END_DAY = (
+    "(data_interval_end if data_interval_end is defined and data_interval_end else"
+    " (logical_date if logical_date is defined and logical_date else dag_run.run_after)) | ds"
+)
 
 
 def _day(offset: int) -> str:
