@@ -101,6 +101,14 @@ class HBaseSource:
         def run() -> T:
             try:
                 return fun(self._batch_store())
+            except Exception as exc:
+                # HBase's Thrift server closes connections idle for longer than its read
+                # timeout (60 s by default), so the first read after a quiet minute fails
+                # on a dead socket. Reads are idempotent: once more, on a new connection.
+                log.info("HBase read failed (%r); retrying on a new connection", exc)
+                self._reset()
+            try:
+                return fun(self._batch_store())
             except Exception:
                 self._reset()
                 raise
