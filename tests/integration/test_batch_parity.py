@@ -42,7 +42,7 @@ from footfall.settings import Settings, get_settings
 from footfall.sites.registry import add_site
 from footfall.visitors import SketchConfig
 from tests.integration import batchkit
-from tests.integration.http import call
+from tests.integration.httpkit import call
 from tests.integration.streamkit import (
     StreamEnv,
     Worker,

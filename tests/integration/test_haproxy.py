@@ -34,7 +34,7 @@ from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from footfall.settings import Settings, get_settings
 from footfall.sites.registry import add_site
 from footfall.stack.kafka import Kafka
-from tests.integration.http import free_port
+from tests.integration.httpkit import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -37,7 +37,7 @@ from footfall.sites.registry import add_site
 from footfall.stack.influxdb import InfluxDB
 from footfall.stack.kafka import Kafka
 from tests.integration.ci import require
-from tests.integration.http import call, free_port, iso
+from tests.integration.httpkit import call, free_port, iso
 from tests.integration.streamkit import REPO, StreamEnv, Worker, create_topic, produce, wait_for
 from tests.reference import envelope, reference
 from tests.workload import workload

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.integration import batchkit
-from tests.integration.http import free_port
+from tests.integration.httpkit import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 

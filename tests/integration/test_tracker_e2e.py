@@ -41,7 +41,7 @@ import pytest
 from footfall.settings import get_settings
 from footfall.sites.registry import add_site, set_mp_secret
 from tests.integration.ci import require
-from tests.integration.http import call, free_port, iso
+from tests.integration.httpkit import call, free_port, iso
 from tests.integration.streamkit import (
     REPO,
     Gateway,
