@@ -8,6 +8,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -99,26 +100,32 @@ def build_enricher(settings: Settings) -> Enricher:
 
 
 # --- lifecycles ------------------------------------------------------------------------------
-async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
-    registry = app[REGISTRY]
-    # Serving starts at once: until Kafka answers and the registry is loaded, /readyz says
-    # so and collect answers 503, which is what a load balancer's probe is for.
-    task = asyncio.create_task(registry.run(), name="site-registry")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await registry.close()
+class _Background(Protocol):
+    async def run(self) -> None: ...
+    async def close(self) -> None: ...
 
 
-async def _publisher_ctx(app: web.Application) -> AsyncIterator[None]:
-    publisher = app[PUBLISHER]
-    task = asyncio.create_task(publisher.run(), name="producer")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await publisher.close()
+def _in_background(
+    key: web.AppKey[Any], name: str
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context running `app[key].run()` as a task, then cancelling and closing it."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        service: _Background = app[key]
+        task = asyncio.create_task(service.run(), name=name)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await service.close()
+
+    return ctx
+
+
+# Serving starts at once: until Kafka answers and the registry is loaded, /readyz says so
+# and collect answers 503, which is what a load balancer's probe is for.
+_registry_ctx = _in_background(REGISTRY, "site-registry")
+_publisher_ctx = _in_background(PUBLISHER, "producer")
 
 
 async def _sampler_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -5,10 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.gc_collector import GCCollector
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from footfall.observability import (
     GATEWAY_EVENTS_ACCEPTED,
@@ -19,6 +16,7 @@ from footfall.observability import (
     GATEWAY_READY,
     GATEWAY_REQUESTS,
     GATEWAY_SAMPLE_RATE,
+    process_registry,
 )
 
 #: Why events were not accepted (label values of `footfall_gateway_events_rejected_total`).
@@ -37,10 +35,7 @@ class GatewayMetrics:
     """Counters and histograms the handlers update, and the `/metrics` page."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
-        GCCollector(registry=self.registry)
+        self.registry = process_registry()
         r = self.registry
         self.requests = GATEWAY_REQUESTS.counter(r)
         self.events_accepted = GATEWAY_EVENTS_ACCEPTED.counter(r)
