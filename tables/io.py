@@ -1,10 +1,10 @@
-"""Reading and writing Faust tables from a micro-batch, with the changelog sends in hand.
+"""Reading and writing Faust tables from a batch, with the changelog sends in hand.
 
 `table[key] = value` finds the partition of the write (local RocksDB and changelog) from
-the event being processed, a context variable that Faust sets per event in the stream's
-own task. A batch from `take_events` is processed in the agent's task, where that variable
-is not set, so `in_partition` sets it for the batch (one partition per batch: agents run
-with isolated_partitions).
+the event being processed, a context variable that Faust sets while a stream yields an
+event. Writes made elsewhere (the archive's timer flush) or after the stream has moved on
+need it set explicitly: `in_partition` sets it from a batch's event (one partition per
+batch: agents run with isolated_partitions).
 
 `put_many` writes a batch's records locally and hands their changelog messages straight to
 the Kafka producer, returning the delivery futures: a caller can wait until Kafka has some

@@ -72,7 +72,6 @@ class StreamEnv:
             "FOOTFALL_DATA_DIR": str(self.root / worker),
             "FOOTFALL_ARCHIVE_URL": str(self.archive),
             "FOOTFALL_WEB_PORT": str(web_port),
-            "FOOTFALL_BATCH_WITHIN_S": "0.2",
             "FOOTFALL_ARCHIVE_FLUSH_S": "3",
             "FOOTFALL_LOG_LEVEL": "INFO",
             "FOOTFALL_WORKER_SESSION_TIMEOUT_S": "8",

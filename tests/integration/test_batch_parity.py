@@ -60,6 +60,9 @@ MIDNIGHT = batchkit.batch_midnight()
 DAY1, DAY2 = day_of_ms(MIDNIGHT - DAY_MS), day_of_ms(MIDNIGHT)
 LO, HI = MIDNIGHT - DAY_MS, MIDNIGHT + DAY_MS
 TOLERANCE = 0.02
+# After the last event is counted and archived: time for the worker's last writes (the
+# InfluxDB sink flushes every second) before the test reads what it stored.
+SETTLE_S = 2.4
 COUNTERS = ("events", "pageviews", "transactions", "sessions", "bounces", "duration_sum")
 
 
@@ -99,7 +102,7 @@ async def streaming(
             lambda: (worker.stats() or {}).get("events_seen", 0) >= len(events), 120, "counted"
         )
         await wait_for(lambda: archived(env) >= len(events), 60, "archived")
-        await asyncio.sleep(2 * float(env.env("w1", port)["FOOTFALL_BATCH_WITHIN_S"]) + 2)
+        await asyncio.sleep(SETTLE_S)
         yield worker
     except BaseException:
         print(worker.tail())
