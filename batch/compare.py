@@ -21,7 +21,7 @@ from batch.influx import stored_totals as influx_totals
 from batch.influx import visitors_of
 from batch.store import BatchStore
 from footfall.influx import InfluxClient
-from footfall.metrics import COUNTERS, REVENUE_SCALE, ratio
+from footfall.metrics import COUNTERS, REVENUE_SCALE, derived_metrics
 from footfall.series import REVENUE_PREFIX
 from footfall.settings import Settings
 from footfall.visitors import SketchConfig
@@ -42,9 +42,7 @@ class DayTotals:
     def metrics(self) -> dict[str, Number]:
         c = {name: self.counters.get(name, 0) for name in COUNTERS}
         values: dict[str, Number] = {"visitors": self.visitors, **c}
-        values["bounce_rate"] = ratio(c["bounces"], c["sessions"])
-        values["avg_duration"] = ratio(c["duration_sum"] / 1000, c["sessions"])
-        values["views_per_session"] = ratio(c["pageviews"], c["sessions"])
+        values.update(derived_metrics(c))
         for currency, units in sorted(self.revenue.items()):
             values[REVENUE_PREFIX + currency] = units
         return values

@@ -6,6 +6,7 @@ import these names and rules; none of them restates a definition.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final, Literal
 
 MINUTE_MS: Final = 60_000
@@ -103,3 +104,13 @@ def revenue_units(amount: float) -> int:
 def ratio(numerator: float, denominator: float) -> float | None:
     """A ratio metric; null when its denominator is zero (spec: bounce_rate)."""
     return None if denominator == 0 else numerator / denominator
+
+
+def derived_metrics(counts: Mapping[str, int]) -> dict[str, float | None]:
+    """The DERIVED_METRICS of a span's counters (duration_sum in ms; avg_duration in s)."""
+    sessions = counts["sessions"]
+    return {
+        "bounce_rate": ratio(counts["bounces"], sessions),
+        "avg_duration": ratio(counts["duration_sum"] / 1000, sessions),
+        "views_per_session": ratio(counts["pageviews"], sessions),
+    }

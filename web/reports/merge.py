@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import datasketches as ds
 
-from footfall.metrics import COUNTERS, REVENUE_SCALE, ratio
+from footfall.metrics import COUNTERS, REVENUE_SCALE, derived_metrics
 from footfall.visitors import SketchConfig
 from tables.codec import CodecError, Reader, Writer
 
@@ -188,25 +188,20 @@ def merge(config: SketchConfig, aggs: Iterable[Agg]) -> AggBuilder:
 def metric_values(builder: AggBuilder, metrics: Sequence[str]) -> dict[str, Any]:
     """The asked metrics of a merged partial, in the spec's units (seconds, currency units)."""
     counts = dict(zip(COUNTERS, builder.counts, strict=True))
-    sessions = counts["sessions"]
-    duration_s = counts["duration_sum"] / 1000
+    derived = derived_metrics(counts)
     out: dict[str, Any] = {}
     for name in metrics:
         if name == "visitors":
             estimate = builder.visitors()
             out[name] = None if estimate is None else round(estimate)
         elif name == "duration_sum":
-            out[name] = duration_s
+            out[name] = counts[name] / 1000
         elif name in counts:
             out[name] = counts[name]
         elif name == "revenue":
             out[name] = {c: u / REVENUE_SCALE for c, u in sorted(builder.revenue.items())}
-        elif name == "bounce_rate":
-            out[name] = ratio(counts["bounces"], sessions)
-        elif name == "avg_duration":
-            out[name] = ratio(duration_s, sessions)
-        elif name == "views_per_session":
-            out[name] = ratio(counts["pageviews"], sessions)
+        elif name in derived:
+            out[name] = derived[name]
     return out
 
 
