@@ -221,25 +221,37 @@ def compare_influx(
     return problems
 
 
-async def read_topic(topic: str) -> list[dict[str, Any]]:
-    """Every record of `topic`, decoded, partition by partition in offset order."""
+async def topic_records(topic: str, timeout_s: float = 60.0) -> list[tuple[bytes | None, Any]]:
+    """(key, decoded value) of every committed record of `topic`, up to its current end."""
     bootstrap = get_settings().kafka_bootstrap
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
     await consumer.start()
-    out: list[dict[str, Any]] = []
+    out: list[tuple[bytes | None, Any]] = []
     try:
-        for partition in await partitions_of(bootstrap, topic):
-            tp = TopicPartition(topic, partition)
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            end = (await consumer.end_offsets([tp]))[tp]
-            while await consumer.position(tp) < end:
-                batches = await consumer.getmany(tp, timeout_ms=1000)
-                for record in batches.get(tp, []):
-                    out.append(orjson.loads(record.value))
+        async with asyncio.timeout(timeout_s):
+            for partition in await partitions_of(bootstrap, topic):
+                tp = TopicPartition(topic, partition)
+                consumer.assign([tp])
+                await consumer.seek_to_beginning(tp)
+                end = (await consumer.end_offsets([tp]))[tp]
+                while await consumer.position(tp) < end:
+                    batches = await consumer.getmany(tp, timeout_ms=1000)
+                    for record in batches.get(tp, []):
+                        out.append((record.key, orjson.loads(record.value)))
     finally:
         await consumer.stop()
     return out
+
+
+async def read_topic(topic: str) -> list[dict[str, Any]]:
+    """Every record of `topic`, decoded, partition by partition in offset order."""
+    return [value for _, value in await topic_records(topic)]
 
 
 class Gateway:

@@ -17,7 +17,6 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from hypothesis import HealthCheck, given
 from hypothesis import event as event_label
@@ -30,6 +29,7 @@ from footfall.settings import Settings, get_settings
 from footfall.sites.registry import add_site
 from footfall.stack.kafka import Kafka
 from footfall.topics import ensure_topic
+from tests.integration.streamkit import topic_records
 from web.enrich import Enricher
 from web.gateway.app import create_app
 from web.gateway.limits import keep
@@ -108,32 +108,10 @@ async def wait_ready(client: Client, timeout_s: float = READY_TIMEOUT_S) -> None
     pytest.fail(f"gateway not ready after {timeout_s}s: {body}")
 
 
-async def read_topic(settings: Settings) -> list[tuple[bytes, dict[str, Any]]]:
+async def read_topic(settings: Settings) -> list[tuple[bytes | None, dict[str, Any]]]:
     """Every record of the events topic, from the beginning to the current end."""
-    topic = settings.events_topic
-    partitions = await ensure_topic(settings.kafka_bootstrap, topic, partitions=1)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-    await consumer.start()
-    records: list[tuple[bytes, dict[str, Any]]] = []
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        async with asyncio.timeout(30):
-            while behind := [tp for tp in tps if await consumer.position(tp) < end[tp]]:
-                batches = await consumer.getmany(*behind, timeout_ms=1000)
-                for messages in batches.values():
-                    records.extend((m.key, orjson.loads(m.value)) for m in messages)
-    finally:
-        await consumer.stop()
-    return records
+    await ensure_topic(settings.kafka_bootstrap, settings.events_topic, partitions=1)
+    return await topic_records(settings.events_topic, timeout_s=30)
 
 
 def event(site: str, event_id: str, **fields: Any) -> dict[str, Any]:

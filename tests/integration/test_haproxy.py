@@ -28,13 +28,13 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 
 from footfall.settings import Settings, get_settings
 from footfall.sites.registry import add_site
 from footfall.stack.kafka import Kafka
 from tests.integration.httpkit import free_port
+from tests.integration.streamkit import topic_records
 
 pytestmark = pytest.mark.integration
 
@@ -247,28 +247,7 @@ async def load(stack: Stack) -> Results:
 
 async def ids_on_topic(settings: Settings) -> Counter[str]:
     """How often each event id is on the events topic (from the start to the current end)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    seen: Counter[str] = Counter()
-    try:
-        tps = [TopicPartition(settings.events_topic, p) for p in range(PARTITIONS)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        async with asyncio.timeout(60):
-            while behind := [tp for tp in tps if await consumer.position(tp) < end[tp]]:
-                batches = await consumer.getmany(*behind, timeout_ms=1000)
-                for messages in batches.values():
-                    for message in messages:
-                        seen[orjson.loads(message.value)["id"]] += 1
-    finally:
-        await consumer.stop()
-    return seen
+    return Counter(value["id"] for _, value in await topic_records(settings.events_topic))
 
 
 def test_no_request_answered_2xx_is_lost_when_a_gateway_is_killed(stack: Stack) -> None:
