@@ -5,15 +5,18 @@ partition's fetched records in offset order (footfall.record_batches), so every 
 write lands in that partition's changelog. Per batch:
 
 1. tables.counting applies the events (skipping what a record already holds, by offset);
-2. every changed bucket is written once, and the changelog sends are awaited;
-3. only then every changed session is written, and those sends are awaited too: a session
+2. every changed bucket is written once: to the changelog, and once Kafka has them all,
+   to RocksDB (tables.io says why in that order);
+3. only then every changed session is written, the same way: a session
    record in the changelog implies that the bucket contributions it led to are there too,
    which is what lets a replay skip an event for a session that already has it
    (docs/stream.md, "Crashes");
 4. the changed buckets are marked dirty for the InfluxDB sink.
 
 The events are acked (and later committed) only after all of that, so a committed offset
-never runs ahead of the changelog.
+never runs ahead of the changelog. A batch under way when its actor is stopped (a
+rebalance, a shutdown) is finished first, so that none of its changelog records is still
+in flight when the partition's next owner (maybe this worker) recovers the tables.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +117,7 @@ class CountStats:
 
 
 STATS = CountStats()
+_PARTITION_LOCKS: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 #: Buckets as this worker last wrote them, decoded (tables/bucket_cache.py).
 BUCKETS = BucketCache(_settings.bucket_cache_mb * 2**20)
 
@@ -147,17 +151,20 @@ async def count_batch(event: EventT[RecordBatch]) -> BatchResult:
         cache=BUCKETS,
     )
     send = _producer_running()
-    with io.in_partition(event):
-        result = counter.apply(partition, pairs)
-        buckets = [(key, bucket.encode()) for key, bucket in result.buckets.items()]
-        await asyncio.gather(*await io.put_many(minutes_by_site, partition, buckets, send=send))
-        for (key, encoded), bucket in zip(buckets, result.buckets.values(), strict=True):
-            BUCKETS.keep(key, bucket, encoded)
-        # Only now, with every bucket of the batch in Kafka, the sessions (module docstring).
-        sessions = [(key, session.encode()) for key, session in result.sessions.items()]
-        await asyncio.gather(
-            *await io.put_many(sessions_by_visitor, partition, sessions, send=send)
-        )
+    # One batch of a partition at a time, reads to writes: should two actors ever hold
+    # the same partition (an actor restarted while its old channel still gets records),
+    # the second finds the first one's offsets and skips, instead of both reading the
+    # same records and the slower one writing an older session over a newer one.
+    async with _PARTITION_LOCKS[partition]:
+        with io.in_partition(event):
+            result = counter.apply(partition, pairs)
+            buckets = [(key, bucket.encode()) for key, bucket in result.buckets.items()]
+            await io.put_many(minutes_by_site, partition, buckets, send=send)
+            for (key, encoded), bucket in zip(buckets, result.buckets.values(), strict=True):
+                BUCKETS.keep(key, bucket, encoded)
+            # Only now, with every bucket of the batch in Kafka, the sessions (module docstring).
+            sessions = [(key, session.encode()) for key, session in result.sessions.items()]
+            await io.put_many(sessions_by_visitor, partition, sessions, send=send)
     for key, bucket in result.buckets.items():
         sink.mark(key, bucket_line(key, bucket))
 
@@ -207,7 +214,7 @@ async def count_events(stream: StreamT[RecordBatch]) -> None:
                 links=links,
                 attributes={"messaging.batch.message_count": len(batch)},
             ):
-                await count_batch(event)
+                await io.uninterrupted(count_batch(event))
         else:
-            await count_batch(event)
+            await io.uninterrupted(count_batch(event))
         event.ack()

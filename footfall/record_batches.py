@@ -19,6 +19,7 @@ go through Faust's own per-record path unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, cast
@@ -168,6 +169,11 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                         self._n_acked = 0
                         await self.commit()
         except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            # The fetcher is cancelled when the worker stops (as in Faust's own loop).
             if self.transport.app.should_stop:
                 return
             raise

@@ -6,25 +6,32 @@ event. Writes made elsewhere (the archive's timer flush) or after the stream has
 need it set explicitly: `in_partition` sets it from a batch's event (one partition per
 batch: agents run with isolated_partitions).
 
-`put_many` writes a batch's records locally and hands their changelog messages straight to
-the Kafka producer, returning the delivery futures: a caller can wait until Kafka has some
-writes before it makes others that depend on them. (Faust's own path, `table[key] = v`,
-queues each message in a buffer of 100 and stalls the stream whenever it is full, which
-at thousands of session records per batch is most of the time.) When the deliveries are
-acknowledged the store's persisted changelog offset advances, as Faust's own sends do, so
-a clean restart reads only the changelog tail.
+`put_many` hands a batch's records straight to the Kafka producer as record batches, waits
+until Kafka has acknowledged them all, and only then writes them to the local store.
+(Faust's own path, `table[key] = v`, queues each message in a buffer of 100 and stalls the
+stream whenever it is full, which at thousands of session records per batch is most of the
+time.) The order keeps the local store from ever holding a record the changelog lacks: a
+batch cut short (an error, a rebalance, a kill) leaves the changelog ahead of the store at
+most, and the persisted changelog offset, advanced only after the local writes, makes the
+next recovery read those records back. The other order could leave a record only in
+RocksDB, where a replay would find it and skip its events, and the changelog (what every
+other worker recovers from) would never get it.
+
+`uninterrupted` lets such a batch finish when its actor is stopped in the middle of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any, TypeVar
 
 from faust.streams import _current_event
 from faust.types import TP, EventT
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -78,14 +85,17 @@ def partition_getter(table: Any, partition: int) -> Callable[[bytes], bytes | No
 
 async def put_many(
     table: Any, partition: int, items: Sequence[tuple[bytes, bytes]], *, send: bool = True
-) -> list[asyncio.Future[Any]]:
-    """Write records locally and send their changelog messages, in Kafka record batches.
+) -> None:
+    """Send records to the changelog, wait for Kafka to have them all, then store them.
 
-    Returns the delivery futures, one per record batch (empty with `send=False`: no
-    producer runs under agent.test_context()). The last one also advances the store's
-    persisted offset. With RocksDB the records go straight to the partition's database
-    (`partition_getter` says why); other stores need `in_partition`.
+    In that order (module docstring). With `send=False` (no producer runs under
+    agent.test_context()) the records are only stored. With RocksDB the records go straight
+    to the partition's database (`partition_getter` says why); other stores need
+    `in_partition`.
     """
+    if not items:
+        return
+    last_offset = await _send_changelog(table, partition, items) if send else None
     store = table.data
     db_for_partition = getattr(store, "_db_for_partition", None)
     if db_for_partition is not None:
@@ -95,28 +105,47 @@ async def put_many(
     else:
         for key, value in items:
             store[key] = value
-    if not send or not items:
-        return []
+    if last_offset is not None:
+        tp = TP(table.changelog_topic.get_topic_name(), partition)
+        store.set_persisted_offset(tp, last_offset)
+
+
+async def _send_changelog(table: Any, partition: int, items: Sequence[tuple[bytes, bytes]]) -> int:
+    """Send `items` to the table's changelog partition; the offset of the last, once acked."""
     # aiokafka's own producer: a record batch costs one call, where a send per record
     # (Faust's producer.send) costs a coroutine, a future and a signal each.
     producer = table.app.producer._ensure_producer()
     topic = table.changelog_topic.get_topic_name()
     futures: list[asyncio.Future[Any]] = []
+    counts: list[int] = []
     batch = producer.create_batch()
     for key, value in items:
         if batch.append(key=key, value=value, timestamp=None) is None:  # full
+            counts.append(batch.record_count())
             futures.append(await producer.send_batch(batch, topic, partition=partition))
             batch = producer.create_batch()
             # A batch always takes its first record, whatever its size.
             batch.append(key=key, value=value, timestamp=None)
-    if batch.record_count():
-        futures.append(await producer.send_batch(batch, topic, partition=partition))
-    tp = TP(topic, partition)
+    counts.append(batch.record_count())
+    futures.append(await producer.send_batch(batch, topic, partition=partition))
+    delivered = await asyncio.gather(*futures)
+    # The metadata of a record batch has the offset of its first record.
+    last: int = delivered[-1].offset + counts[-1] - 1
+    return last
 
-    def persisted(fut: asyncio.Future[Any]) -> None:
-        # A batch's metadata has its first offset: a recovery may re-read a few records.
-        if not fut.cancelled() and fut.exception() is None:
-            store.set_persisted_offset(tp, fut.result().offset)
 
-    futures[-1].add_done_callback(persisted)
-    return futures
+async def uninterrupted(work: Awaitable[T]) -> T:
+    """Await `work`; if the awaiting task is cancelled, let `work` finish first, then stop.
+
+    Faust stops an actor (rebalance, shutdown) by cancelling its task and waiting for it.
+    A batch's writes cut in the middle would leave some records written and others not;
+    finishing them costs the stop a few milliseconds.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
+        raise
