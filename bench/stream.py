@@ -289,10 +289,11 @@ async def run(args: argparse.Namespace) -> None:
     )
     profiler: subprocess.Popen[bytes] | None = None
     if args.profile:
-        # Sample the worker's Python stacks (py-spy, `uv pip install py-spy`) while it
-        # drains the backlog: collapsed stacks, one line per stack with its sample count.
+        # Sample the worker's Python stacks (py-spy, in the dev extra) while it drains the
+        # backlog: collapsed stacks, one line per stack with its sample count.
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
         profiler = spawn(
-            ["py-spy", "record", "--format", "raw", "-o", args.profile, "--pid", str(worker.pid)],
+            [py_spy, "record", "--format", "raw", "-o", args.profile, "--pid", str(worker.pid)],
             env,
             log_dir / "bench-stream-py-spy.log",
         )
@@ -310,6 +311,10 @@ async def run(args: argparse.Namespace) -> None:
                 "  changelog written: "
                 f"{counted['changelog_bytes'] / max(1, counted['events_seen']):,.0f} bytes/event "
                 "(bucket and session records, uncompressed)"
+            )
+            print(
+                f"  batches: {counted['batches']:,}, "
+                f"{counted['events_seen'] / max(1, counted['batches']):,.0f} events each on average"
             )
 
             from footfall.sites.registry import add_site

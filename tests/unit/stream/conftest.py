@@ -45,11 +45,17 @@ class Harness:
         self, events: Iterable[Mapping[str, Any]], *, partition: int = 0, batch_size: int = 300
     ) -> None:
         """Put events in RecordBatches (offsets continue from the last put); wait until counted."""
+        values = [(kafka_key(e["site"], e["visitor"]), orjson.dumps(e)) for e in events]
+        await self.feed_values(values, partition=partition, batch_size=batch_size)
+
+    async def feed_values(
+        self, values: Iterable[tuple[bytes, bytes]], *, partition: int = 0, batch_size: int = 300
+    ) -> None:
+        """Put (key, raw value) records in RecordBatches; wait until counted."""
         offset = self.next_offset.get(partition, 0)
         records = []
-        for event in events:
-            key = kafka_key(event["site"], event["visitor"])
-            records.append(Record(offset, key, orjson.dumps(event)))
+        for key, value in values:
+            records.append(Record(offset, key, value))
             offset += 1
         self.next_offset[partition] = offset
         for start in range(0, len(records), batch_size):

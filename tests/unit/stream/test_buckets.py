@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+import orjson
+
+from agents import count
+from footfall.events import kafka_key
 from footfall.visitors import SketchConfig
 from tables.buckets import Bucket
 from tests.reference import compare, envelope, merge_buckets, reference
@@ -98,3 +102,25 @@ def test_bucket_values_round_trip() -> None:
     assert again.revenue == {"EUR": 1_250_000}
     assert again.row("country", "").counts[0] == 2**40
     assert again.encode() == bucket.encode()
+
+
+async def test_values_that_are_not_countable_envelopes_are_skipped_and_counted(
+    harness: Harness,
+) -> None:
+    good = envelope("shop", "u1", T0, path="/a")
+    missing = {k: v for k, v in envelope("shop", "u2", T0, path="/a").items() if k != "bot"}
+    null_id = {**envelope("shop", "u3", T0, path="/a"), "id": None}
+    key = kafka_key("shop", "x")
+    values = [
+        (key, orjson.dumps(good)),
+        (key, orjson.dumps(missing)),
+        (key, orjson.dumps(null_id)),
+        (key, orjson.dumps(["not", "an", "object"])),
+        (key, b"{not json"),
+    ]
+    before = count.STATS.malformed
+    await harness.feed_values(values)
+    assert count.STATS.malformed - before == 4
+    merged = merge_buckets(harness.buckets())
+    assert merged[("shop", T0)].counts["events"] == 1
+    assert compare(merged, reference([good])) == []
