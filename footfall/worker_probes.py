@@ -2,9 +2,11 @@
 
 - `GET /healthz`: the worker's event loop answers (liveness). Faust starts its web server
   before table recovery, so this answers while tables recover.
-- `GET /readyz`: 200 once table recovery is complete and the worker counts; 503 while it
-  recovers (at start and after each rebalance). A StatefulSet rollout waits on it, so the
-  next worker is restarted only once the previous one has caught up.
+- `GET /readyz`: 200 once table recovery is complete and the worker counts, and every
+  check added with `require_for_readiness` passes (the report views' site registry); 503
+  while it recovers (at start and after each rebalance) or a check fails. A StatefulSet
+  rollout waits on it, so the next worker is restarted only once the previous one has
+  caught up, and a Service sends report requests only to workers that can answer them.
 - `GET /metrics`: the worker's Prometheus page (footfall.observability.WorkerMetrics),
   with the per-partition gauges (consumer lag, stream time, freshness delay) and the
   recovery state refreshed from Faust at each scrape.
@@ -24,6 +26,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from footfall.observability import WorkerMetrics
 
 StreamTimes = Callable[[], Mapping[int, int]]
+
+#: name -> check: more conditions of readiness, added by the modules that serve requests.
+_READINESS_CHECKS: dict[str, Callable[[], bool]] = {}
+
+
+def require_for_readiness(name: str, check: Callable[[], bool]) -> None:
+    """Make /readyz answer 503 while `check()` is false (listed as `waiting_for`)."""
+    _READINESS_CHECKS[name] = check
+
+
+def waiting_for() -> list[str]:
+    """The readiness checks that fail now."""
+    return sorted(name for name, check in _READINESS_CHECKS.items() if not check())
 
 
 def recovery_state(app: Any) -> tuple[bool, int]:
@@ -63,8 +78,9 @@ def refresh(
         stream_time_ms=stream_time_ms(),
         now=time.time(),
     )
-    metrics.ready.set(0 if recovering else 1)
-    return not recovering
+    ready = not recovering and not waiting_for()
+    metrics.ready.set(1 if ready else 0)
+    return ready
 
 
 def install(
@@ -87,14 +103,20 @@ def install(
 
     @app.page("/readyz")
     class Readyz(View):
-        """Tables recovered: the worker counts."""
+        """Tables recovered and every readiness check passing: the worker counts and answers."""
 
         async def get(self, request: Request) -> Response:
             recovering, remaining = recovery_state(app)
-            ready = not recovering
+            waiting = waiting_for()
+            ready = not recovering and not waiting
             metrics.ready.set(1 if ready else 0)
             return self.json(
-                {"ready": ready, "recovering": recovering, "recovery_remaining": remaining},
+                {
+                    "ready": ready,
+                    "recovering": recovering,
+                    "recovery_remaining": remaining,
+                    "waiting_for": waiting,
+                },
                 status=200 if ready else 503,
             )
 

@@ -95,19 +95,26 @@ async def put_many(
     """
     if not items:
         return
-    last_offset = await _send_changelog(table, partition, items) if send else None
     store = table.data
+    # The partition's database, taken now and held through the wait: a worker stopping
+    # meanwhile drops Faust's references to its databases (and would reopen one, locked
+    # by this handle, on the next lookup), but a batch being finished still writes here.
     db_for_partition = getattr(store, "_db_for_partition", None)
-    if db_for_partition is not None:
-        db_put = db_for_partition(partition).put
+    db = db_for_partition(partition) if db_for_partition is not None else None
+    last_offset = await _send_changelog(table, partition, items) if send else None
+    if db is not None:
+        db_put = db.put
         for key, value in items:
             db_put(key, value)
+        if last_offset is not None:
+            # What Faust's set_persisted_offset writes, into this same database.
+            db_put(store.offset_key, str(last_offset).encode())
     else:
         for key, value in items:
             store[key] = value
-    if last_offset is not None:
-        tp = TP(table.changelog_topic.get_topic_name(), partition)
-        store.set_persisted_offset(tp, last_offset)
+        if last_offset is not None:
+            tp = TP(table.changelog_topic.get_topic_name(), partition)
+            store.set_persisted_offset(tp, last_offset)
 
 
 async def _send_changelog(table: Any, partition: int, items: Sequence[tuple[bytes, bytes]]) -> int:

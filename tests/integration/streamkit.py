@@ -109,6 +109,15 @@ class Worker:
         except OSError:
             return None
 
+    def ready(self) -> bool:
+        """/readyz says 200: tables recovered and the report views' site registry loaded."""
+        try:
+            url = f"http://127.0.0.1:{self.web_port}/readyz"
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)

@@ -97,6 +97,7 @@ async def streaming(
             return bool(stats) and len(stats["owned_partitions"]) == 4  # type: ignore[index]
 
         await wait_for(assigned, 120, "partitions assigned")
+        await wait_for(worker.ready, 60, "the worker to be ready")  # its reports answer
         await produce(env.topic, events)
         await wait_for(
             lambda: (worker.stats() or {}).get("events_seen", 0) >= len(events), 120, "counted"

@@ -146,6 +146,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             return bool(stats and sorted(stats["owned_partitions"]) == [0, 1, 2, 3])
 
         asyncio.run(wait_for(owns_all, 150, "the worker to hold every partition"))
+        # Its report views answer 503 until the site registry is loaded.
+        asyncio.run(wait_for(worker.ready, 60, "the worker to be ready"))
         yield Stack(env, gateway, worker, keys, secret)
     except BaseException:
         print(f"--- worker\n{worker.tail(80)}")

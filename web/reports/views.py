@@ -12,6 +12,7 @@ from typing import Any, cast
 from aiohttp import web
 from faust.web import Request, Response, View
 
+from footfall import worker_probes
 from footfall.app import app
 from footfall.settings import get_settings
 from footfall.sites.registry import SiteRegistry
@@ -54,6 +55,8 @@ async def follow_site_registry() -> None:
 
 
 app.task(follow_site_registry)
+# Report requests need the keys: until they are loaded the worker is not ready to answer.
+worker_probes.require_for_readiness("site_registry", lambda: registry.loaded)
 
 
 def _view(method: str, handler: Handler) -> type[View]:
