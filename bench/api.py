@@ -14,7 +14,9 @@ Run: ``.venv/bin/python bench/api.py`` with the stack up (``footfall stack up``)
    open loop at `--rate` requests/s for `--seconds`: achieved rate, p50, p99, errors.
    Queries: 30 days hourly, a 30-day page breakdown, 48 h by minute, 30 days by day.
 
-Prints a table; asserts nothing. Goal (issue 5): p99 < 50 ms at 200 requests/s.
+Prints a table; asserts nothing. Goal (issue 5): p99 < 50 ms at 200 requests/s. The first
+row is a baseline run in the same script: the same open loop against the worker's
+`/healthz`; `p99/base` is each query's p99 over the baseline's.
 The load generator runs on the same 2 cores as the worker and Kafka.
 """
 
@@ -302,9 +304,17 @@ async def run(args: argparse.Namespace) -> None:
                 ),
                 "30 d daily timeseries": f"timeseries?{days30}&interval=day",
             }
+            # The baseline: the same open loop against the worker's /healthz (same web
+            # server, event loop and client, no report work), run first.
+            base = await open_loop(f"{url}/healthz", key, args.rate, args.seconds)
             print(
                 f"\n{'query':28} {'cold ms':>8} {'warm ms':>8} {'rps':>7} "
-                f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
+                f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'p99/base':>8}"
+            )
+            print(
+                f"{'baseline: /healthz':28} {'':>8} {'':>8} {base['rps']:7.1f} "
+                f"{base['p50']:7.1f} {base['p99']:7.1f} {base['errors']:6d} {1.0:8.1f}",
+                flush=True,
             )
             for name, query in queries.items():
                 if args.only and not any(word in name for word in args.only):
@@ -316,7 +326,8 @@ async def run(args: argparse.Namespace) -> None:
                 result = await open_loop(target, key, args.rate, args.seconds)
                 print(
                     f"{name:28} {cold:8.1f} {warm:8.1f} {result['rps']:7.1f} "
-                    f"{result['p50']:7.1f} {result['p99']:7.1f} {result['errors']:6d}",
+                    f"{result['p50']:7.1f} {result['p99']:7.1f} {result['errors']:6d} "
+                    f"{result['p99'] / max(base['p99'], 0.001):8.1f}",
                     flush=True,
                 )
             async with session.get(target, headers={"Authorization": f"Bearer {key}"}) as resp:
