@@ -79,6 +79,15 @@ class StreamEnv:
         }
 
 
+def answers_ok(url: str) -> bool:
+    """A GET of `url` answers 200 (a probe)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
 class Worker:
     """A `footfall worker` subprocess."""
 
@@ -111,12 +120,7 @@ class Worker:
 
     def ready(self) -> bool:
         """/readyz says 200: tables recovered and the report views' site registry loaded."""
-        try:
-            url = f"http://127.0.0.1:{self.web_port}/readyz"
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
+        return answers_ok(f"http://127.0.0.1:{self.web_port}/readyz")
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -297,12 +301,7 @@ class Gateway:
             )
 
     def ready(self) -> bool:
-        try:
-            url = f"http://127.0.0.1:{self.port}/readyz"
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
+        return answers_ok(f"http://127.0.0.1:{self.port}/readyz")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
