@@ -29,6 +29,7 @@ from agents.sink import bucket_line
 from agents.topics import events_topic
 from footfall import dogstatsd, worker_probes
 from footfall.app import app
+from footfall.record_batches import readers_of, subscribed
 from footfall.settings import get_settings
 from tables import io
 from tables.buckets import Bucket, parse_bucket_key
@@ -58,34 +59,29 @@ async def write_to_influx() -> None:
 app.task(write_to_influx)
 
 
-async def route_to_every_actor(agents: int = 2, wait_s: float = 10.0) -> None:
+async def route_to_every_actor(wait_s: float = 10.0) -> None:
     """Make sure every agent's actor of every owned partition receives that partition.
 
     Faust builds its partition -> channels index once per rebalance, right after it has
     started the actors of newly assigned partitions; an actor whose stream registers its
-    channel later is left out until the next rebalance, while the other agent goes on
-    and acks the partition's events without it (seen as an archive missing a partition
-    after a rebalance). Table recovery ends before the stream partitions are resumed, so
-    here, once every actor has registered (`agents` channels per partition: counting and
-    archive), the index is rebuilt.
+    channel later is left out until the index is rebuilt. Table recovery ends before the
+    stream partitions are resumed, so here, once every actor has registered, the index is
+    rebuilt. A partition still missing one after `wait_s` is not delivered to the others
+    (footfall.record_batches): it waits, and is routed when its last actor arrives.
     """
     topic = events_topic.get_topic_name()
+    readers = readers_of(app.agents.values(), topic)
     assigned = app.consumer.assignment()
     wanted = {tp for tp in assigned if tp.topic == topic}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while True:
-        registered: dict[TP, int] = dict.fromkeys(wanted, 0)
-        for channel in app.topics:
-            for tp in channel.active_partitions or ():
-                if tp in registered:
-                    registered[tp] += 1
-        if all(n >= agents for n in registered.values()) or loop.time() > deadline:
+        missing = sorted(tp.partition for tp in wanted if subscribed(app.topics, tp) < readers)
+        if not missing or loop.time() > deadline:
             break
         await asyncio.sleep(0.05)
-    missing = sorted(tp.partition for tp, n in registered.items() if n < agents)
     if missing:
-        log.warning("Actors of partitions %s have not subscribed; routing what there is", missing)
+        log.warning("Actors of partitions %s have not subscribed yet; those wait for them", missing)
     await app.topics.on_partitions_assigned(assigned)
 
 

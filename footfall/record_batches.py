@@ -15,6 +15,13 @@ is Faust's: the consumer group and its assignment, table recovery and standbys, 
 control during rebalances, and commits: when every agent has acked a batch event, every
 offset of the batch counts as acked. Records of other topics (changelogs during recovery)
 go through Faust's own per-record path unchanged.
+
+A batch goes out only when every agent reading its topic has an actor subscribed to its
+partition. Faust builds its partition -> channels index once per rebalance, and an actor
+that subscribes later is missing from it; handing the batch to the others would let their
+acks commit records the missing one never saw (an archive without them). Such a partition
+is read again from the same offset a little later, with the index rebuilt once every actor
+is there.
 """
 
 from __future__ import annotations
@@ -160,7 +167,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                         continue
                     app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                     if tp.topic in batched:
-                        await self._deliver_batch(tp, fresh, generation)
+                        if not await self._deliver_batch(tp, fresh, generation):
+                            await self._read_again_later(tp, fresh[0].offset)
+                            continue
                     else:
                         await self._deliver_each(tp, fresh, callback)
                     read_offset[tp] = fresh[-1].offset + 1
@@ -178,11 +187,12 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 return
             raise
 
-    async def _deliver_batch(self, tp: TP, records: list[Any], generation: int) -> None:
+    async def _deliver_batch(self, tp: TP, records: list[Any], generation: int) -> bool:
+        """Hand the records to every reader's channel; False (nothing done) if one is missing."""
         index = self.app.topics._tp_index  # type: ignore[attr-defined]
         channels = list(index.get(tp, ()))
-        if not channels:
-            return
+        if len(channels) < readers_of(self.app.agents.values(), tp.topic):
+            return False
         batch = RecordBatch(tp.topic, tp.partition, records)
         message = BatchMessage(batch, generation)
         message.incref(len(channels))
@@ -190,6 +200,16 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         # A full queue waits for its actor; a rebalance (flow suspended) must not wait.
         for channel in channels:
             await self.wait_first(channel.queue.put(event), self.suspend_flow.wait())
+        return True
+
+    async def _read_again_later(self, tp: TP, offset: int) -> None:
+        """Seek back to `offset`; rebuild the index if every reader's actor is there now."""
+        await self.seek(tp, offset)
+        if subscribed(self.app.topics, tp) >= readers_of(self.app.agents.values(), tp.topic):
+            log.info("%s: every actor has subscribed now; routing it to them", tp)
+            await self.app.topics.on_partitions_assigned(self.assignment())
+        else:
+            await asyncio.sleep(0.1)
 
     async def _deliver_each(self, tp: TP, records: Iterable[Any], callback: Any) -> None:
         for record in records:
@@ -210,6 +230,28 @@ class BatchingApp(faust.App):
 
     def _new_transport(self) -> TransportT:
         return cast(TransportT, BatchingTransport(self.conf.broker_consumer, self))
+
+
+def readers_of(agents: Iterable[Any], topic: str) -> int:
+    """How many of the agents read `topic` (each has one actor per partition it owns)."""
+    return sum(1 for agent in agents if topic in getattr(agent.channel, "topics", ()))
+
+
+def subscribed(channels: Iterable[Any], tp: TP) -> int:
+    """How many channels take partition `tp`, as Faust's index counts them.
+
+    An isolated actor's channel takes its own partitions; any other channel every
+    partition of its topics.
+    """
+    return sum(
+        1
+        for channel in channels
+        if (
+            tp in channel.active_partitions
+            if channel.active_partitions is not None
+            else tp.topic in getattr(channel, "topics", ())
+        )
+    )
 
 
 def batch_of(value: object) -> RecordBatch:
