@@ -124,20 +124,18 @@ async def _send_changelog(table: Any, partition: int, items: Sequence[tuple[byte
     producer = table.app.producer._ensure_producer()
     topic = table.changelog_topic.get_topic_name()
     futures: list[asyncio.Future[Any]] = []
-    counts: list[int] = []
     batch = producer.create_batch()
     for key, value in items:
         if batch.append(key=key, value=value, timestamp=None) is None:  # full
-            counts.append(batch.record_count())
             futures.append(await producer.send_batch(batch, topic, partition=partition))
             batch = producer.create_batch()
             # A batch always takes its first record, whatever its size.
             batch.append(key=key, value=value, timestamp=None)
-    counts.append(batch.record_count())
+    last_count = batch.record_count()
     futures.append(await producer.send_batch(batch, topic, partition=partition))
     delivered = await asyncio.gather(*futures)
     # The metadata of a record batch has the offset of its first record.
-    last: int = delivered[-1].offset + counts[-1] - 1
+    last: int = delivered[-1].offset + last_count - 1
     return last
 
 
