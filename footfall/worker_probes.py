@@ -41,6 +41,18 @@ def waiting_for() -> list[str]:
     return sorted(name for name, check in _READINESS_CHECKS.items() if not check())
 
 
+def readiness(app: Any) -> dict[str, Any]:
+    """What /readyz answers: ready, recovering, recovery_remaining, waiting_for."""
+    recovering, remaining = recovery_state(app)
+    waiting = waiting_for()
+    return {
+        "ready": not recovering and not waiting,
+        "recovering": recovering,
+        "recovery_remaining": remaining,
+        "waiting_for": waiting,
+    }
+
+
 def recovery_state(app: Any) -> tuple[bool, int]:
     """(recovering, changelog messages remaining) of a Faust app's table recovery."""
     recovery = app.tables.recovery
@@ -66,9 +78,9 @@ def refresh(
     app: Any, metrics: WorkerMetrics, topic: str, stream_time_ms: StreamTimes, owned: set[int]
 ) -> bool:
     """Update the scrape-time gauges; return readiness."""
-    recovering, remaining = recovery_state(app)
-    metrics.table_recovering.set(1 if recovering else 0)
-    metrics.table_recovery_remaining.set(remaining)
+    state = readiness(app)
+    metrics.table_recovering.set(1 if state["recovering"] else 0)
+    metrics.table_recovery_remaining.set(state["recovery_remaining"])
     end, committed, read = offsets_by_partition(app, topic)
     metrics.set_partitions(
         topic,
@@ -78,7 +90,7 @@ def refresh(
         stream_time_ms=stream_time_ms(),
         now=time.time(),
     )
-    ready = not recovering and not waiting_for()
+    ready: bool = state["ready"]
     metrics.ready.set(1 if ready else 0)
     return ready
 
@@ -106,19 +118,9 @@ def install(
         """Tables recovered and every readiness check passing: the worker counts and answers."""
 
         async def get(self, request: Request) -> Response:
-            recovering, remaining = recovery_state(app)
-            waiting = waiting_for()
-            ready = not recovering and not waiting
-            metrics.ready.set(1 if ready else 0)
-            return self.json(
-                {
-                    "ready": ready,
-                    "recovering": recovering,
-                    "recovery_remaining": remaining,
-                    "waiting_for": waiting,
-                },
-                status=200 if ready else 503,
-            )
+            state = readiness(app)
+            metrics.ready.set(1 if state["ready"] else 0)
+            return self.json(state, status=200 if state["ready"] else 503)
 
     @app.page("/metrics")
     class Metrics(View):
