@@ -310,13 +310,13 @@ class Gateway:
 
 
 # --- a stopped worker's local tables ----------------------------------------------------------
-FAUST_OFFSET_KEY = b"__faust\0offset__"
 
 
 def local_table(
     env: StreamEnv, worker: str, table: str, partitions: Iterable[int]
 ) -> dict[bytes, bytes]:
     """Every record of `table` in a stopped worker's RocksDB stores of `partitions`."""
+    from faust.stores.rocksdb import Store
     from rocksdict import AccessType, Options, Rdict  # the worker's store driver
 
     tables = env.root / worker / env.app_id / "v1" / "tables"
@@ -328,7 +328,7 @@ def local_table(
         db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
         try:
             for key, value in db.items():
-                if isinstance(key, bytes) and isinstance(value, bytes) and key != FAUST_OFFSET_KEY:
+                if isinstance(key, bytes) and isinstance(value, bytes) and key != Store.offset_key:
                     records[key] = value
         finally:
             db.close()
