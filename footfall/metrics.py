@@ -61,6 +61,43 @@ DIMENSION_FIELDS: Final[dict[str, str]] = {
     "os": "os",
 }
 ABSENT_VALUE: Final = ""
+
+# Combinations of dimensions kept as rows of their own, as if each were one more dimension
+# whose value is its members' values joined by COMBINATION_SEP. They answer filters on
+# several dimensions at once, and breakdowns filtered by another dimension, exactly
+# (docs/reports.md, "Filters"): the one-dimension rows cannot, since no sum or union of them
+# gives an intersection. A combination holding an event-scoped dimension is event-scoped,
+# its session-scoped members taken from the event's session (its first event, as the
+# spec's session attributes are); the others are session-scoped.
+COMBINATION_SEP: Final = "\x1f"
+# What a member value's own COMBINATION_SEP becomes (a utm_source can be any decoded text),
+# so that a row value always splits back into its members.
+COMBINATION_SEP_STANDIN: Final = "\ufffd"
+COMBINATIONS: Final[dict[str, tuple[str, ...]]] = {
+    "source+country+device": ("source", "country", "device"),
+    "page+source+country+device": ("page", "source", "country", "device"),
+}
+EVENT_COMBINATIONS: Final = tuple(
+    name for name, members in COMBINATIONS.items() if set(members) & set(EVENT_DIMENSIONS)
+)
+SESSION_COMBINATIONS: Final = tuple(n for n in COMBINATIONS if n not in EVENT_COMBINATIONS)
+# Dimensions a filter may name together (and a breakdown by one of them filter by others).
+COMBINABLE_DIMENSIONS: Final = ("page", "source", "country", "device")
+
+
+def combination_value(values: tuple[str, ...] | list[str]) -> str:
+    """The row value of a combination: its members' values, in COMBINATIONS order."""
+    joined = COMBINATION_SEP.join(values)
+    if joined.count(COMBINATION_SEP) == len(values) - 1:
+        return joined
+    return COMBINATION_SEP.join(v.replace(COMBINATION_SEP, COMBINATION_SEP_STANDIN) for v in values)
+
+
+def combination_members(value: str) -> list[str]:
+    """The members' values of a combination's row value."""
+    return value.split(COMBINATION_SEP)
+
+
 # What each kind of breakdown reports (spec: "Breakdowns").
 EVENT_DIMENSION_METRICS: Final = ("visitors", "pageviews", "events")
 SESSION_DIMENSION_METRICS: Final = ("visitors", "sessions", "bounce_rate", "avg_duration")

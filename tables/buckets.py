@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from footfall.metrics import (
+    COMBINATIONS,
     COUNTERS,
     EVENT_DIMENSIONS,
     SESSION_DIMENSIONS,
@@ -29,7 +30,7 @@ BOUNCES: Final = COUNTERS.index("bounces")
 DURATION_SUM: Final = COUNTERS.index("duration_sum")
 N_COUNTERS: Final = len(COUNTERS)
 
-KNOWN_DIMENSIONS: Final = frozenset(EVENT_DIMENSIONS + SESSION_DIMENSIONS)
+KNOWN_DIMENSIONS: Final = frozenset((*EVENT_DIMENSIONS, *SESSION_DIMENSIONS, *COMBINATIONS))
 _VERSION: Final = 1
 _SEP: Final = "|"
 

@@ -19,17 +19,21 @@ keeps them incrementally:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from footfall.events import kafka_key
 from footfall.metrics import (
     ABSENT_VALUE,
+    COMBINATIONS,
     DIMENSION_FIELDS,
+    EVENT_COMBINATIONS,
     EVENT_DIMENSIONS,
     PAGEVIEW,
+    SESSION_COMBINATIONS,
     SESSION_DIMENSIONS,
+    combination_value,
     counts_in_metrics,
     minute_of,
     revenue_units,
@@ -54,6 +58,24 @@ START_DIMENSIONS: Final = tuple(d for d in SESSION_DIMENSIONS if d != "exit_page
 _START_FIELDS: Final = tuple(DIMENSION_FIELDS[d] for d in START_DIMENSIONS)
 _EXIT_FIELD: Final = DIMENSION_FIELDS["exit_page"]
 _EVENT_FIELDS: Final = tuple((d, DIMENSION_FIELDS[d]) for d in EVENT_DIMENSIONS)
+# Session combinations: the positions of their members in a session's attributes.
+_SESSION_COMBINATION_MEMBERS: Final = tuple(
+    (name, tuple(START_DIMENSIONS.index(m) for m in COMBINATIONS[name]))
+    for name in SESSION_COMBINATIONS
+)
+# Event combinations: per member, the event field (event-scoped members) or the position in
+# the session's attributes (session-scoped ones, from the event's own fields when the
+# event is in no session known here).
+_EVENT_COMBINATION_MEMBERS: Final = tuple(
+    (
+        name,
+        tuple(
+            (DIMENSION_FIELDS[m], START_DIMENSIONS.index(m) if m in START_DIMENSIONS else -1)
+            for m in COMBINATIONS[name]
+        ),
+    )
+    for name in EVENT_COMBINATIONS
+)
 
 Loader = Callable[[bytes], bytes | None]
 
@@ -81,7 +103,7 @@ class BatchResult:
 
 # What a session adds to each session-scoped row of its start bucket: sessions, bounces,
 # duration_sum (each already multiplied by the sample rate), and the row values
-# (SESSION_DIMENSIONS order, exit_page last).
+# (_SESSION_DIMENSIONS_ORDER: the session dimensions and combinations, exit_page last).
 _Contribution = tuple[int, int, int, tuple[str, ...]]
 
 
@@ -183,8 +205,9 @@ class BatchCounter:
         is_pageview = event["name"] == PAGEVIEW
         path = _text(event.get(_EXIT_FIELD))
         event_bucket = bucket_at(touched, site, minute, partition, offset)
-        if event_bucket is not None:
-            self._add_event(event_bucket, event, visitor, rate, is_pageview)
+        # The session whose attributes the event's combination rows take (None: the
+        # event's own fields).
+        attributes: list[str] | None = None
 
         if session is None or (
             event_time >= session.last
@@ -205,10 +228,12 @@ class BatchCounter:
                 last_received=received,
                 ids=ids,
             )
+            attributes = session.attributes
             start_bucket = bucket_at(touched, site, minute, partition, offset)
             if start_bucket is not None:
                 _move(start_bucket, None, _contribution(session), visitor)
         elif event_time >= session.start:
+            attributes = session.attributes
             before = _contribution(session)
             session.events += 1
             if event_time > session.last:
@@ -222,6 +247,8 @@ class BatchCounter:
             if start_bucket is not None:
                 _move(start_bucket, before, _contribution(session), visitor)
         # else: earlier than its session's start: event-scoped only (module docstring).
+        if event_bucket is not None:
+            self._add_event(event_bucket, event, visitor, rate, is_pageview, attributes)
 
         session.offset = offset
         session.remember(event_id, received, rules.dedupe_window_ms, rules.dedupe_max_ids)
@@ -235,11 +262,22 @@ class BatchCounter:
 
     @staticmethod
     def _add_event(
-        bucket: Bucket, event: Mapping[str, Any], visitor: str, rate: int, is_pageview: bool
+        bucket: Bucket,
+        event: Mapping[str, Any],
+        visitor: str,
+        rate: int,
+        is_pageview: bool,
+        attributes: list[str] | None,
     ) -> None:
         revenue = event.get("revenue")
         rows = [bucket.total]
         rows.extend(bucket.row(dim, _text(event.get(f))) for dim, f in _EVENT_FIELDS)
+        for name, members in _EVENT_COMBINATION_MEMBERS:
+            values = [
+                _text(event.get(f)) if i < 0 or attributes is None else attributes[i]
+                for f, i in members
+            ]
+            rows.append(bucket.row(name, combination_value(values)))
         for stats in rows:
             counts = stats.counts
             counts[EVENTS] += rate
@@ -260,11 +298,17 @@ def _contribution(session: Session) -> _Contribution:
         rate,
         rate if session.events == 1 else 0,
         rate * (session.last - session.start),
-        (*session.attributes, session.exit_page),
+        (*session.attributes, *_combinations_of(session.attributes), session.exit_page),
     )
 
 
-_SESSION_DIMENSIONS_ORDER: Final = (*START_DIMENSIONS, "exit_page")
+def _combinations_of(attributes: list[str]) -> Iterator[str]:
+    for _, positions in _SESSION_COMBINATION_MEMBERS:
+        yield combination_value([attributes[i] for i in positions])
+
+
+# The rows of a _Contribution's values, in order (exit_page last: the one that can change).
+_SESSION_DIMENSIONS_ORDER: Final = (*START_DIMENSIONS, *SESSION_COMBINATIONS, "exit_page")
 
 
 def _move(bucket: Bucket, before: _Contribution | None, after: _Contribution, visitor: str) -> None:

@@ -27,6 +27,9 @@ SESSION_DIMS = (
     "os",
 )
 EVENT_DIMS = ("page", "event")
+# Rows per combination of values (spec: filters on several dimensions), written out here.
+SESSION_COMBO = "source+country+device"
+EVENT_COMBO = "page+source+country+device"
 
 _ids = itertools.count()
 
@@ -113,14 +116,22 @@ def reference(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], Minu
         seen.add((e["site"], e["id"]))
         kept.append(e)
     minutes: dict[tuple[str, int], Minute] = defaultdict(Minute)
+    sessions = _sessions(kept)
+    # Each event's session's first event (its attributes).
+    first_of = {id(e): session[0] for _, _, session in sessions for e in session}
 
     for e in kept:
         m = minutes[(e["site"], _minute(e["event_time"]))]
         r = e["sample_rate"]
+        first = first_of[id(e)]
+        combo = "\x1f".join(
+            (e["path"] or "", first["source"] or "", first["country"] or "", first["device"] or "")
+        )
         rows = [
             m.total,
             m.breakdowns["page"][e["path"] or ""],
             m.breakdowns["event"][e["name"]],
+            m.breakdowns[EVENT_COMBO][combo],
         ]
         for row in rows:
             row.counts["events"] += r
@@ -130,42 +141,51 @@ def reference(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], Minu
         if e["revenue"]:
             m.revenue[e["revenue"]["currency"]] += round(e["revenue"]["amount"] * 1e6) * r
 
+    for site, visitor, session in sessions:
+        first = session[0]
+        pageviews = [e for e in session if e["name"] == "pageview"]
+        values = {
+            "entry_page": first["path"] or "",
+            "exit_page": (pageviews[-1]["path"] or "") if pageviews else "",
+            "source": first["source"] or "",
+            "utm_campaign": first["utm_campaign"] or "",
+            "country": first["country"] or "",
+            "device": first["device"] or "",
+            "browser": first["browser"] or "",
+            "os": first["os"] or "",
+        }
+        values[SESSION_COMBO] = "\x1f".join((values["source"], values["country"], values["device"]))
+        r = first["sample_rate"]
+        duration = session[-1]["event_time"] - first["event_time"]
+        m = minutes[(site, _minute(first["event_time"]))]
+        dims = (*SESSION_DIMS, SESSION_COMBO)
+        rows = [m.total] + [m.breakdowns[d][values[d]] for d in dims]
+        for row in rows:
+            row.counts["sessions"] += r
+            row.counts["bounces"] += r if len(session) == 1 else 0
+            row.counts["duration_sum"] += r * duration
+        for d in dims:
+            m.breakdowns[d][values[d]].visitors[visitor] = r
+    return dict(minutes)
+
+
+def _sessions(
+    kept: list[Mapping[str, Any]],
+) -> list[tuple[str, str, list[Mapping[str, Any]]]]:
+    """(site, visitor, events) of every session, each session's events in time order."""
     by_visitor: dict[tuple[str, str], list[tuple[int, int, Mapping[str, Any]]]] = defaultdict(list)
     for i, e in enumerate(kept):
         by_visitor[(e["site"], e["visitor"])].append((e["event_time"], i, e))
+    found: list[tuple[str, str, list[Mapping[str, Any]]]] = []
     for (site, visitor), timeline in by_visitor.items():
         timeline.sort(key=lambda item: (item[0], item[1]))
-        sessions: list[list[Mapping[str, Any]]] = []
         previous: int | None = None
         for t, _, e in timeline:
             if previous is None or t - previous > TIMEOUT_MS or _day(t) != _day(previous):
-                sessions.append([])
-            sessions[-1].append(e)
+                found.append((site, visitor, []))
+            found[-1][2].append(e)
             previous = t
-        for session in sessions:
-            first = session[0]
-            pageviews = [e for e in session if e["name"] == "pageview"]
-            values = {
-                "entry_page": first["path"] or "",
-                "exit_page": (pageviews[-1]["path"] or "") if pageviews else "",
-                "source": first["source"] or "",
-                "utm_campaign": first["utm_campaign"] or "",
-                "country": first["country"] or "",
-                "device": first["device"] or "",
-                "browser": first["browser"] or "",
-                "os": first["os"] or "",
-            }
-            r = first["sample_rate"]
-            duration = session[-1]["event_time"] - first["event_time"]
-            m = minutes[(site, _minute(first["event_time"]))]
-            rows = [m.total] + [m.breakdowns[d][values[d]] for d in SESSION_DIMS]
-            for row in rows:
-                row.counts["sessions"] += r
-                row.counts["bounces"] += r if len(session) == 1 else 0
-                row.counts["duration_sum"] += r * duration
-            for d in SESSION_DIMS:
-                m.breakdowns[d][values[d]].visitors[visitor] = r
-    return dict(minutes)
+    return found
 
 
 # --- comparing the stream layer's buckets with the reference ---------------------------
