@@ -2,9 +2,9 @@
 
 Run: ``.venv/bin/python bench/stream.py`` with the stack up (``footfall stack up``).
 
-1. Publishes `--events` events (~560 bytes each, as the gateway publishes them: 50,000
-   visitors over two hours, pageviews, custom events, revenue) to a fresh topic with
-   `topic_partitions` partitions.
+1. Publishes `--events` events (~560 bytes each, as the gateway publishes them, over two
+   hours: sessions of `--events-per-session` events on average, pageviews, custom events,
+   revenue) to a fresh topic with `topic_partitions` partitions.
 2. A bare aiokafka consumer loop reads the whole topic in this process (fetch and decode
    the JSON, nothing else): the ceiling any consumer of this broker and machine has.
 3. One `footfall worker` process (counting and archive agents, InfluxDB sink) consumes the
@@ -70,22 +70,45 @@ def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
         return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def make_events(n: int, seed: int = 5) -> list[dict[str, Any]]:
-    """`n` envelopes of ~500 bytes over the last two hours, in event_time order."""
+def make_events(n: int, seed: int = 5, events_per_session: float = 4.0) -> list[dict[str, Any]]:
+    """`n` envelopes of ~560 bytes over the last two hours, in event_time order.
+
+    Visitors come in sessions of a geometric number of events (mean `events_per_session`;
+    1 makes every event a new visitor's bounce, the costliest case: every event opens a
+    session and new breakdown rows), 5 s to 2 min apart; each visitor keeps one country,
+    device, browser and os, and a third of them come back for another session.
+    """
     rng = random.Random(seed)
     now = int(time.time() * 1000)
     start = now - 2 * 3_600_000
+    span = 2 * 3_600_000 - 10 * 60_000  # sessions start early enough to end in the window
+    planned: list[tuple[int, str, int, int]] = []  # (event_time, visitor, product, traits)
+    visitors = 0
+    while len(planned) < n:
+        visitor = f"v{visitors:08d}-{rng.randrange(10**9):09d}"
+        traits = rng.randrange(3 * 2 * 3 * 3)
+        visitors += 1
+        for _ in range(2 if rng.random() < 1 / 3 else 1):
+            t = start + rng.randrange(span)
+            while True:
+                planned.append((t, visitor, rng.randrange(2000), traits))
+                if rng.random() < 1 / events_per_session:
+                    break
+                t += rng.randrange(5_000, 120_000)
+    planned.sort()
     events = []
-    for i in range(n):
-        t = start + i * (2 * 3_600_000) // n
-        product = rng.randrange(2000)
+    for t, visitor, product, traits in planned[:n]:
+        t = min(t, now - 1000)
         name = "pageview" if rng.random() < 0.85 else rng.choice(("add_to_cart", "purchase"))
+        country, rest = divmod(traits, 18)
+        device, rest = divmod(rest, 9)
+        browser, os_ = divmod(rest, 3)
         event: dict[str, Any] = dict.fromkeys(ENVELOPE_FIELD_NAMES)
         event.update(
             site=SITE,
             name=name,
             url=f"https://shop.example.in/p/{product}?utm_source=news",
-            visitor=f"v{rng.randrange(50_000):06d}-{rng.randrange(10**9):09d}",
+            visitor=visitor,
             id=uuid.UUID(int=rng.getrandbits(128)).hex,
             ts=t,
             referrer="https://www.google.com/",
@@ -96,10 +119,10 @@ def make_events(n: int, seed: int = 5) -> list[dict[str, Any]]:
             lang="en-IN",
             received_at=t + 40,
             event_time=t,
-            country=rng.choice(("IN", "US", "DE")),
-            device=rng.choice(("desktop", "mobile")),
-            browser=rng.choice(("Chrome", "Firefox", "Safari")),
-            os=rng.choice(("Windows", "Android", "iOS")),
+            country=("IN", "US", "DE")[country],
+            device=("desktop", "mobile")[device],
+            browser=("Chrome", "Firefox", "Safari")[browser],
+            os=("Windows", "Android", "iOS")[os_],
             bot=False,
             source="news",
             sample_rate=1,
@@ -107,6 +130,7 @@ def make_events(n: int, seed: int = 5) -> list[dict[str, Any]]:
             utm_source="news",
         )
         events.append(event)
+    events.sort(key=lambda e: e["event_time"])
     return events
 
 
@@ -259,7 +283,7 @@ async def run(args: argparse.Namespace) -> None:
     await ensure_topic(settings.kafka_bootstrap, topic, partitions=partitions)
     work = Path(tempfile.mkdtemp(prefix="footfall-bench-stream-"))
 
-    events = make_events(args.events)
+    events = make_events(args.events, events_per_session=args.events_per_session)
     size = statistics.mean(len(orjson.dumps(e)) for e in events[:1000])
     print(f"publishing {len(events):,} events of ~{size:.0f} bytes to {topic}")
     print(f"  ({partitions} partitions)")
@@ -377,6 +401,12 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000, help="backlog size")
+    parser.add_argument(
+        "--events-per-session",
+        type=float,
+        default=4.0,
+        help="mean events per session (1: every event a new visitor, the costliest case)",
+    )
     parser.add_argument("--rate", type=float, default=2000, help="events/s for freshness")
     parser.add_argument("--seconds", type=float, default=15, help="freshness run length")
     parser.add_argument("--log-dir", default=tempfile.gettempdir())

@@ -70,6 +70,9 @@ class Bucket:
     Breakdown rows stay encoded until used, and a decoded row keeps its encoding until it
     changes: a batch touches few of a bucket's rows, and decoding and re-encoding all of
     them (with their sketches) at every write would cost more than the counting itself.
+    Likewise each dimension's rows keep their joint encoding (`blocks`) until one of them
+    changes: a session going on touches its start bucket's session rows only, so the
+    bucket's largest dimensions (pages and their combinations) are copied, not walked.
     """
 
     config: SketchConfig
@@ -78,6 +81,9 @@ class Bucket:
     revenue: dict[str, int] = field(default_factory=dict)  # currency -> millionths
     # dimension -> value -> row, decoded (Stats) or as stored (bytes)
     rows: dict[str, dict[str, Stats | bytes]] = field(default_factory=dict)
+    # dimension -> its rows as last encoded (count, then value and row of each), while
+    # none of them has changed
+    blocks: dict[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.total = Stats.empty(self.config)
@@ -87,6 +93,8 @@ class Bucket:
         rows = self.rows.get(dimension)
         if rows is None:
             rows = self.rows[dimension] = {}
+        else:
+            self.blocks.pop(dimension, None)  # the caller may change the row
         stats = rows.get(value)
         if stats is None:
             stats = rows[value] = Stats.empty(self.config)
@@ -114,22 +122,13 @@ class Bucket:
             w.text(currency)
             w.sint(self.revenue[currency])
         w.uint(len(self.rows))
+        blocks = self.blocks
         for dimension in sorted(self.rows):
-            rows = self.rows[dimension]
             w.text(dimension)
-            w.uint(len(rows))
-            for value in sorted(rows):
-                w.text(value)
-                stats = rows[value]
-                if isinstance(stats, bytes):
-                    w.blob(stats)
-                else:
-                    encoded = stats.encoded
-                    if encoded is None:
-                        row = Writer()
-                        _write_stats(row, stats)
-                        encoded = stats.encoded = row.getvalue()
-                    w.blob(encoded)
+            block = blocks.get(dimension)
+            if block is None:
+                block = blocks[dimension] = _encode_block(self.rows[dimension])
+            w.raw(block)
         return w.getvalue()
 
     @classmethod
@@ -147,12 +146,32 @@ class Bucket:
             dimension = r.text()
             rows: dict[str, Stats | bytes] = {}
             bucket.rows[dimension] = rows
+            block_start = r.position
             for _ in range(r.uint()):
                 value = r.text()
                 rows[value] = r.blob()
+            bucket.blocks[dimension] = r.since(block_start)
         if not r.at_end():
             raise CodecError("trailing bytes after bucket value")
         return bucket
+
+
+def _encode_block(rows: dict[str, Stats | bytes]) -> bytes:
+    """A dimension's rows: their number, then each value and row (insertion order)."""
+    w = Writer()
+    w.uint(len(rows))
+    for value, stats in rows.items():
+        w.text(value)
+        if isinstance(stats, bytes):
+            w.blob(stats)
+        else:
+            encoded = stats.encoded
+            if encoded is None:
+                row = Writer()
+                _write_stats(row, stats)
+                encoded = stats.encoded = row.getvalue()
+            w.blob(encoded)
+    return w.getvalue()
 
 
 def _write_stats(w: Writer, stats: Stats) -> None:

@@ -55,6 +55,10 @@ class Writer:
     def text(self, text: str) -> None:
         self.blob(text.encode())
 
+    def raw(self, data: bytes) -> None:
+        """Bytes already encoded (a part copied from another value), as they are."""
+        self._parts.append(data)
+
     def getvalue(self) -> bytes:
         return b"".join(self._parts)
 
@@ -104,6 +108,14 @@ class Reader:
 
     def text(self) -> str:
         return self.blob().decode()
+
+    @property
+    def position(self) -> int:
+        return self._pos
+
+    def since(self, start: int) -> bytes:
+        """The bytes read from `start` (an earlier `position`) to here."""
+        return self._data[start : self._pos]
 
     def at_end(self) -> bool:
         return self._pos == len(self._data)
