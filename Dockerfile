@@ -10,7 +10,8 @@
 #   docker build --build-arg EXTRAS=s3 ...     # + s3fs, for an s3:// archive (see below)
 #
 # The project is installed in place (editable) under /app because the gateway serves the
-# tracker from web/tracker/ next to its package.
+# tracker from web/tracker/ next to its package. The counting core is compiled there with
+# mypyc (tables/native.py; mypy only in a scratch environment of the build stage).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -28,7 +29,10 @@ RUN groupadd --system --gid 1001 footfall \
 FROM base AS build
 # Extra packages for the archive's filesystem, space separated: `s3` adds s3fs.
 ARG EXTRAS=""
-RUN pip install uv
+RUN pip install uv \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY footfall ./footfall
@@ -44,6 +48,10 @@ RUN uv venv /opt/footfall \
         *) echo "unknown extra: $extra" >&2; exit 1 ;; \
       esac; done; \
     fi \
+ && uv venv /opt/mypyc \
+ && uv pip install --python /opt/mypyc/bin/python mypy setuptools \
+ && PYTHONPATH=/opt/mypyc/lib/python3.11/site-packages /opt/footfall/bin/footfall native build \
+ && rm -rf /opt/mypyc \
  && /opt/footfall/bin/python -m compileall -q /app /opt/footfall >/dev/null
 
 FROM build AS build-batch

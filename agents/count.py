@@ -42,7 +42,7 @@ from footfall.influx import InfluxClient
 from footfall.record_batches import RecordBatch, batch_of
 from footfall.settings import Settings, get_settings
 from footfall.visitors import SketchConfig
-from tables import io
+from tables import io, native
 from tables.bucket_cache import BucketCache
 from tables.counting import BatchCounter, BatchResult, CountingRules
 from tables.definitions import minutes_by_site, sessions_by_visitor
@@ -115,6 +115,7 @@ class CountStats:
             "influx_pending": sink.pending(),
             "influx_points_written": sink.points_written,
             "influx_failures": sink.failures,
+            "counting_core": "compiled" if native.compiled() else "sources",
         }
 
 

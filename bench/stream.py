@@ -329,8 +329,11 @@ async def run(args: argparse.Namespace) -> None:
                 profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
                 profiler.wait(60)
                 print(f"worker profile: {args.profile}")
-            print(f"worker: {worker_rate:,.0f} events/s  (ratio {worker_rate / bare_rate:.2f})")
             counted = await stats(session, web_port)
+            print(
+                f"worker: {worker_rate:,.0f} events/s  (ratio {worker_rate / bare_rate:.2f}; "
+                f"counting core: {counted['counting_core']})"
+            )
             print(
                 "  changelog written: "
                 f"{counted['changelog_bytes'] / max(1, counted['events_seen']):,.0f} bytes/event "

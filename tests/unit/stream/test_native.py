@@ -1,0 +1,64 @@
+"""The compiled counting core (tables/native.py): same bytes as the sources, never stale."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tables import native
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _count_in_subprocess(pure: bool) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if k != native.PURE_PYTHON_ENV}
+    if pure:
+        env[native.PURE_PYTHON_ENV] = "1"
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.unit.stream.native_digest"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=240,
+    )
+    result: dict[str, object] = orjson.loads(out.stdout.splitlines()[-1])
+    return result
+
+
+def test_the_compiled_core_writes_the_same_records_as_the_sources() -> None:
+    # scripts/bootstrap builds it; a failed build would leave the sources running, slower.
+    assert native.built(), "the counting core is not compiled: run `footfall native build`"
+    assert native.stale_modules() == [], "the compiled core is stale: `footfall native build`"
+    compiled = _count_in_subprocess(pure=False)
+    sources = _count_in_subprocess(pure=True)
+    assert compiled["compiled"] is True
+    assert sources["compiled"] is False
+    assert compiled["digest"] == sources["digest"]
+
+
+def test_a_source_changed_since_the_build_is_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = tmp_path / "native.json"
+    digests = native.digests()
+    digests["tables.buckets"] = "0" * 64
+    record.write_text(json.dumps(digests))
+    monkeypatch.setattr(native, "RECORD", record)
+    assert native.stale_modules() == ["tables.buckets"]
+    record.unlink()
+    assert native.stale_modules() == list(native.NATIVE_MODULES)
+
+
+def test_the_sources_finder_serves_only_the_compiled_modules_sources() -> None:
+    finder = native._SourcesFirst()
+    spec = finder.find_spec("tables.counting", None)
+    assert spec is not None
+    assert spec.origin == str(ROOT / "tables" / "counting.py")
+    assert finder.find_spec("tables.io", None) is None
