@@ -63,6 +63,9 @@ def run_worker(args: argparse.Namespace) -> int:
     # time rescanning the long-lived ones.
     gc.set_threshold(50_000, 20, 100)
     from footfall import logs, tracing
+    from footfall.gc_clock import GC_CLOCK
+
+    GC_CLOCK.install()
 
     # Everything imported so far lives as long as the process: out of every collection.
     gc.freeze()

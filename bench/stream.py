@@ -208,18 +208,23 @@ async def wait_for(
 
 async def measure_worker(
     session: aiohttp.ClientSession, port: int, total: int
-) -> tuple[float, list[tuple[float, int]]]:
-    samples: list[tuple[float, int]] = []
+) -> tuple[float, float]:
+    """(events/s from the first counted batch to the last event, the GC's share of that time)."""
     deadline = time.monotonic() + 900
+    first: tuple[float, float] | None = None  # (time, GC seconds) at the first counted batch
     while time.monotonic() < deadline:
-        seen = (await stats(session, port)).get("events_seen", 0)
-        samples.append((time.monotonic(), seen))
+        current = await stats(session, port)
+        now, seen = time.monotonic(), current.get("events_seen", 0)
+        gc_seconds = sum(current["gc"]["seconds"]) if "gc" in current else 0.0
+        if first is None and seen > 0:
+            first = (now, gc_seconds)
         if seen >= total:
             break
         await asyncio.sleep(0.1)
-    started = next(t for t, seen in samples if seen > 0)
-    done = samples[-1][0]
-    return total / (done - started), samples
+    if first is None:
+        raise SystemExit("worker: nothing counted")
+    elapsed = now - first[0]
+    return total / elapsed, (gc_seconds - first[1]) / elapsed
 
 
 async def post_paced(
@@ -324,7 +329,7 @@ async def run(args: argparse.Namespace) -> None:
     gateway: subprocess.Popen[bytes] | None = None
     try:
         async with aiohttp.ClientSession() as session:
-            worker_rate, _ = await measure_worker(session, web_port, len(events))
+            worker_rate, gc_share = await measure_worker(session, web_port, len(events))
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
                 profiler.wait(60)
@@ -333,6 +338,10 @@ async def run(args: argparse.Namespace) -> None:
             print(
                 f"worker: {worker_rate:,.0f} events/s  (ratio {worker_rate / bare_rate:.2f}; "
                 f"counting core: {counted['counting_core']})"
+            )
+            print(
+                f"  garbage collector: {gc_share:.0%} of that time "
+                f"(thresholds {tuple(counted['gc']['thresholds'])})"
             )
             print(
                 "  changelog written: "

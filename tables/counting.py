@@ -10,7 +10,8 @@ keeps them incrementally:
   not applied to it again: a replay after a crash changes nothing (docs/stream.md).
 - Event-scoped metrics go to the event's minute, session-scoped ones to the minute the
   session started, updated as the session grows: a second event undoes the bounce, the
-  duration grows, the exit page row moves to the new exit page.
+  duration grows, the exit page row moves to the new exit page. A session's change to its
+  start bucket is applied once per batch, whatever number of events it got (_PendingMove).
 - Events arrive in offset order, which for a visitor is normally event_time order. An
   event earlier than its session's last event joins the session if it falls inside it,
   and otherwise counts in its own minute's event-scoped metrics only (it would belong to
@@ -133,6 +134,7 @@ class BatchCounter:
         self._result = result
         self._sessions: dict[bytes, Session | None] = {}
         self._buckets: dict[bytes, Bucket] = {}
+        self._moves: dict[bytes, _PendingMove] = {}
         for offset, event in batch:
             received = event["received_at"]
             if received > result.stream_time:
@@ -140,6 +142,8 @@ class BatchCounter:
             if not counts_in_metrics(event["bot"]):
                 continue
             self._apply_one(partition, offset, event)
+        for move in self._moves.values():
+            move.finish()
         return result
 
     # --- records ----------------------------------------------------------------------
@@ -214,6 +218,9 @@ class BatchCounter:
             and starts_new_session(session.last, event_time, self._timeout_s)
         ):
             ids = session.ids if session is not None else {}
+            previous = self._moves.pop(skey, None)
+            if previous is not None:
+                previous.finish()  # the session this one ends, before it is replaced
             session = Session(
                 partition=partition,
                 offset=offset,
@@ -231,10 +238,14 @@ class BatchCounter:
             attributes = session.attributes
             start_bucket = bucket_at(touched, site, minute, partition, offset)
             if start_bucket is not None:
-                _move(start_bucket, None, _contribution(session), visitor)
+                self._moves[skey] = _PendingMove(start_bucket, None, session, visitor)
         elif event_time >= session.start:
             attributes = session.attributes
-            before = _contribution(session)
+            start_bucket = bucket_at(touched, site, minute_of(session.start), partition, offset)
+            if start_bucket is not None and skey not in self._moves:
+                self._moves[skey] = _PendingMove(
+                    start_bucket, _contribution(session), session, visitor
+                )
             session.events += 1
             if event_time > session.last:
                 session.last = event_time
@@ -243,9 +254,6 @@ class BatchCounter:
                 if event_time >= session.exit_time:
                     session.exit_page = path
                     session.exit_time = event_time
-            start_bucket = bucket_at(touched, site, minute_of(session.start), partition, offset)
-            if start_bucket is not None:
-                _move(start_bucket, before, _contribution(session), visitor)
         # else: earlier than its session's start: event-scoped only (module docstring).
         if event_bucket is not None:
             self._add_event(event_bucket, event, visitor, rate, is_pageview, attributes)
@@ -290,6 +298,31 @@ class BatchCounter:
             currency = revenue["currency"]
             units = revenue_units(revenue["amount"]) * rate
             bucket.revenue[currency] = bucket.revenue.get(currency, 0) + units
+
+
+class _PendingMove:
+    """A session's change to its start bucket, applied once at the end of the batch.
+
+    A session usually gets several events in a batch; moving its contribution at each
+    would touch its dozen session rows every time, for the same net change. `before` is
+    what the bucket held of the session when the batch first changed it (None: the session
+    started in this batch). A start bucket that already held an event (a replay) holds
+    every earlier one too, so the events applied to it are a tail of the batch's, and
+    `before` is taken at the first of them.
+    """
+
+    __slots__ = ("before", "bucket", "session", "visitor")
+
+    def __init__(
+        self, bucket: Bucket, before: _Contribution | None, session: Session, visitor: str
+    ) -> None:
+        self.bucket = bucket
+        self.before = before
+        self.session = session
+        self.visitor = visitor
+
+    def finish(self) -> None:
+        _move(self.bucket, self.before, _contribution(self.session), self.visitor)
 
 
 def _contribution(session: Session) -> _Contribution:

@@ -69,7 +69,9 @@ async def test_entry_and_exit_pages_and_attributes_of_the_first_event(harness: H
     assert rows[("entry_page", "/landing")][0]["sessions"] == 1
     # The exit page is the last *pageview*'s path; it moved off /landing as the session grew.
     assert rows[("exit_page", "/pricing")][0]["sessions"] == 1
-    assert rows[("exit_page", "/landing")][0]["sessions"] == 0
+    # (No row at all when the session's events came in one batch: moved once, at its end.)
+    left = rows.get(("exit_page", "/landing"))
+    assert left is None or left[0]["sessions"] == 0
     assert rows[("source", "google.com")][0]["sessions"] == 1
     assert ("source", "twitter.com") not in rows
     assert rows[("country", "DE")][0]["duration_sum"] == 3 * MIN
