@@ -61,7 +61,7 @@ def run_worker(args: argparse.Namespace) -> int:
     # Counting allocates many short-lived objects while sessions and tables keep many long-
     # lived ones: with the default thresholds the collector spends a large share of the
     # time rescanning the long-lived ones.
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(100_000, 50, 1000)
     from footfall import logs, tracing
     from footfall.gc_clock import GC_CLOCK
 

@@ -64,6 +64,14 @@ def free_port() -> int:
         return port
 
 
+def peak_rss_mib(pid: int) -> float:
+    """A running process's peak resident memory (Linux /proc), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
@@ -155,9 +163,15 @@ async def publish(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> f
 
 
 async def bare_consume(bootstrap: str, topic: str, partitions: int, total: int) -> float:
-    """Events/s of a plain aiokafka loop reading and JSON-decoding the whole topic."""
+    """Events/s of a plain aiokafka loop reading and JSON-decoding the whole topic.
+
+    It fetches as much per partition as the worker does (`fetch_partition_max_kb`).
+    """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=get_settings().fetch_partition_max_kb * 1024,
     )
     await consumer.start()
     tps = [TopicPartition(topic, p) for p in range(partitions)]
@@ -167,7 +181,7 @@ async def bare_consume(bootstrap: str, topic: str, partitions: int, total: int) 
     first: float | None = None
     try:
         while seen < total:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            batches = await consumer.getmany(timeout_ms=1000)
             if first is None and batches:
                 first = time.monotonic()
             for records in batches.values():
@@ -209,22 +223,27 @@ async def wait_for(
 async def measure_worker(
     session: aiohttp.ClientSession, port: int, total: int
 ) -> tuple[float, float]:
-    """(events/s from the first counted batch to the last event, the GC's share of that time)."""
+    """(events/s after the first counted batch to the last event, the GC's share of that time).
+
+    The events of the first batch are left out with its time: the clock starts when it is
+    seen done (the worker's start-up and the first fetch are not the counting's rate).
+    """
     deadline = time.monotonic() + 900
-    first: tuple[float, float] | None = None  # (time, GC seconds) at the first counted batch
+    # (time, events seen, GC seconds) when the first batch is seen counted
+    first: tuple[float, int, float] | None = None
     while time.monotonic() < deadline:
         current = await stats(session, port)
         now, seen = time.monotonic(), current.get("events_seen", 0)
         gc_seconds = sum(current["gc"]["seconds"]) if "gc" in current else 0.0
         if first is None and seen > 0:
-            first = (now, gc_seconds)
+            first = (now, seen, gc_seconds)
         if seen >= total:
             break
-        await asyncio.sleep(0.1)
-    if first is None:
-        raise SystemExit("worker: nothing counted")
+        await asyncio.sleep(0.05)
+    if first is None or seen == first[1]:
+        raise SystemExit("worker: counted everything in one batch; give it more --events")
     elapsed = now - first[0]
-    return total / elapsed, (gc_seconds - first[1]) / elapsed
+    return (seen - first[1]) / elapsed, (gc_seconds - first[2]) / elapsed
 
 
 async def post_paced(
@@ -339,6 +358,7 @@ async def run(args: argparse.Namespace) -> None:
                 f"worker: {worker_rate:,.0f} events/s  (ratio {worker_rate / bare_rate:.2f}; "
                 f"counting core: {counted['counting_core']})"
             )
+            print(f"  worker peak RSS: {peak_rss_mib(worker.pid):,.0f} MiB")
             print(
                 f"  garbage collector: {gc_share:.0%} of that time "
                 f"(thresholds {tuple(counted['gc']['thresholds'])})"

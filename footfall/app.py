@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> BatchingApp:
         stream_wait_empty=False,
         producer_acks=-1,
         broker_max_poll_records=settings.batch_max_events,
+        consumer_max_fetch_size=settings.fetch_partition_max_kb * 1024,
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=settings.worker_session_timeout_s / 10,
         loghandlers=[],

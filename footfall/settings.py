@@ -80,7 +80,13 @@ class Settings(BaseSettings):
         description="Kafka group session timeout: how long a dead worker keeps its partitions.",
     )
     batch_max_events: int = Field(
-        5000, ge=1, description="Most events one fetch from Kafka hands to the agents."
+        100_000, ge=1, description="Most events one fetch from Kafka hands to the agents."
+    )
+    fetch_partition_max_kb: int = Field(
+        8192,
+        ge=64,
+        description="Most bytes one fetch takes from a partition (KiB): the size of a batch "
+        "when the worker is behind. Larger batches rewrite each touched bucket less often.",
     )
     bucket_cache_mb: int = Field(
         128, ge=0, description="Memory for decoded minute buckets kept between batches (MiB)."
