@@ -11,7 +11,7 @@
 #
 # The project is installed in place (editable) under /app because the gateway serves the
 # tracker from web/tracker/ next to its package. The counting core is compiled there with
-# mypyc (tables/native.py; mypy only in a scratch environment of the build stage).
+# mypyc (footfall/native.py; mypy only in a scratch environment of the build stage).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 

@@ -36,13 +36,13 @@ from opentelemetry.trace import SpanKind
 from agents.metrics import METRICS
 from agents.sink import InfluxSink, bucket_line
 from agents.topics import events_topic
-from footfall import tracing
+from footfall import native, tracing
 from footfall.app import app
 from footfall.influx import InfluxClient
 from footfall.record_batches import RecordBatch, batch_of
 from footfall.settings import Settings, get_settings
 from footfall.visitors import SketchConfig
-from tables import io, native
+from tables import io
 from tables.bucket_cache import BucketCache
 from tables.counting import BatchCounter, BatchResult, CountingRules
 from tables.definitions import minutes_by_site, sessions_by_visitor

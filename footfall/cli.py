@@ -16,7 +16,7 @@ _COMMAND_MODULES = (
     "agents.commands",
     "batch.commands",
     "footfall.demo",
-    "tables.native",
+    "footfall.native",
 )
 
 

@@ -2,7 +2,6 @@
 the batch counting rules over them, and the Faust tables that hold them (docs/stream.md).
 """
 
-from tables import native
-
-#: Whether the counting core runs compiled (tables/native.py), decided before it is imported.
-NATIVE = native.activate()
+# The counting core here may run compiled: `footfall` decides which (footfall/native.py)
+# before any module of it is imported.
+import footfall  # noqa: F401

@@ -11,8 +11,8 @@ import zlib
 
 import orjson
 
+from footfall import native
 from footfall.events import kafka_key
-from tables import native
 from tables.bucket_cache import BucketCache
 from tables.counting import BatchCounter, CountingRules
 from tests.workload import workload

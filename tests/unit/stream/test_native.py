@@ -1,4 +1,4 @@
-"""The compiled counting core (tables/native.py): same bytes as the sources, never stale."""
+"""The compiled counting core (footfall/native.py): same bytes as the sources, never stale."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tables import native
+from footfall import native
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -5,9 +5,10 @@ The modules in NATIVE_MODULES are plain typed Python. `footfall native build`
 sources, which runs the counting about 1.6 times as fast (bench/stream.py prints which one
 ran). An extension module shadows its .py on import, so an edited source that was not
 rebuilt would silently run the old code: the build records a digest of each source
-(`tables/native.json`, not in git), and when the `tables` package is imported, if any
-source differs from its record, or `FOOTFALL_PURE_PYTHON` is set, every one of them is
-imported from its source instead (with one warning for a stale build). All or none: the
+(`footfall/native.json`, not in git), and when the `footfall` package is imported (first:
+`tables` imports it), if any source differs from its record, or `FOOTFALL_PURE_PYTHON` is
+set, every one of them is imported from its source instead (with one warning for a stale
+build). All or none: the
 compiled modules reach into each other's compiled classes.
 
 No compiler, no mypy or a failed build leave the sources in use: the same code, slower.
@@ -31,9 +32,15 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-NATIVE_MODULES = ("tables.codec", "tables.sessions", "tables.buckets", "tables.counting")
-#: mypyc's group: its shared library, `tables__mypyc.<abi>.so`, lands in the project root.
-GROUP = "tables"
+NATIVE_MODULES = (
+    "footfall.visitors",
+    "tables.codec",
+    "tables.sessions",
+    "tables.buckets",
+    "tables.counting",
+)
+#: mypyc's group: its shared library, `counting_core__mypyc.<abi>.so`, lands in the project root.
+GROUP = "counting_core"
 PURE_PYTHON_ENV = "FOOTFALL_PURE_PYTHON"
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = Path(__file__).with_name("native.json")
