@@ -7,10 +7,12 @@ From the day's archive files to four DataFrames (`DayFrames`), nothing written:
    the neighbouring days so a copy on the other side of midnight is seen too;
 2. bots left out (before duplicates, as the stream does: a bot copy never hides another);
 3. sessions cut with window functions per (site, visitor) in event_time order (ties in
-   Kafka order, the stream's order) wherever footfall.metrics.starts_new_session says;
+   Kafka order, the stream's order) wherever footfall.metrics.starts_new_session says,
+   each event carrying its session's first-event values for the event combinations;
 4. per minute, per Kafka partition and per sample rate: event counters and an
    `hll_sketch_agg` sketch of visitors; per session start minute: session counters;
-   then the rows of the HBase tables, the InfluxDB points and the per-site day totals.
+   then the rows of the HBase tables (a breakdown row per value of each dimension and
+   of each footfall.metrics.COMBINATIONS), the InfluxDB points and the per-site totals.
 
 Sample rates follow the stream (tables/counting.py, footfall/visitors.py): an event adds its
 own `sample_rate`, a session the rate of its first event, and visitors are kept as one
@@ -19,7 +21,7 @@ sketch per rate, estimated as the sum of rate x estimate.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -31,9 +33,12 @@ from batch import rules
 from batch.days import DayWindow
 from batch.hbase import BREAKDOWNS, MINUTES
 from footfall.metrics import (
+    COMBINATIONS,
     DIMENSION_FIELDS,
+    EVENT_COMBINATIONS,
     EVENT_DIMENSIONS,
     PAGEVIEW,
+    SESSION_COMBINATIONS,
     SESSION_DIMENSIONS,
 )
 from footfall.series import REVENUE_PREFIX
@@ -42,6 +47,11 @@ from footfall.series import REVENUE_PREFIX
 ORDER: Final = ("event_time", "kafka_partition", "kafka_offset", "id")
 START_DIMENSIONS: Final = tuple(d for d in SESSION_DIMENSIONS if d != "exit_page")
 _COUNTERS_TYPE: Final = "map<string,bigint>"
+# The session attributes the event combinations take from each event's session: kept on
+# every event as `session_<dimension>` (its session's first event's value).
+_SESSION_MEMBERS: Final = tuple(
+    d for d in START_DIMENSIONS if any(d in COMBINATIONS[c] for c in EVENT_COMBINATIONS)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +158,19 @@ def sessionize(kept: DataFrame, timeout_s: int) -> DataFrame:
     previous = F.lag("event_time").over(by_visitor)
     starts = rules.starts_new_session(previous, F.col("event_time"), timeout_s)
     running = by_visitor.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    # The session's first event is the latest start up to this event: the same window as
+    # `session` (one sort, no join of the events back to sessions_of).
+    first = F.struct(*[F.col(d).alias(d) for d in _SESSION_MEMBERS])
+    session_first = F.last(F.when(F.col("_starts") == 1, first), ignorenulls=True).over(running)
     return (
         events.withColumn("_starts", starts.cast("int"))
         .withColumn("session", F.sum("_starts").over(running))
-        .drop("_starts")
+        .withColumn("_first", session_first)
+        .select(
+            *events.columns,
+            "session",
+            *[F.col(f"_first.{d}").alias(f"session_{d}") for d in _SESSION_MEMBERS],
+        )
     )
 
 
@@ -311,9 +330,28 @@ def _minute_rows(fine_events: DataFrame, fine_sessions: DataFrame, revenue: Data
     )
 
 
-def _exploded(frame: DataFrame, dimensions: Sequence[str], *columns: str) -> DataFrame:
+def _event_values() -> dict[str, Column]:
+    """The event-scoped rows of an event: its dimensions, and the event combinations with
+    their session-scoped members from the event's session (`session_<dimension>`)."""
+    values: dict[str, Column] = {d: F.col(d) for d in EVENT_DIMENSIONS}
+    for name in EVENT_COMBINATIONS:
+        values[name] = rules.combination_value(
+            [F.col(m if m in EVENT_DIMENSIONS else f"session_{m}") for m in COMBINATIONS[name]]
+        )
+    return values
+
+
+def _session_values() -> dict[str, Column]:
+    """The session-scoped rows of a session: its dimensions and the session combinations."""
+    values: dict[str, Column] = {d: F.col(d) for d in SESSION_DIMENSIONS}
+    for name in SESSION_COMBINATIONS:
+        values[name] = rules.combination_value([F.col(m) for m in COMBINATIONS[name]])
+    return values
+
+
+def _exploded(frame: DataFrame, values: Mapping[str, Column], *columns: str) -> DataFrame:
     pairs = F.array(
-        *[F.struct(F.lit(d).alias("dimension"), F.col(d).alias("value")) for d in dimensions]
+        *[F.struct(F.lit(d).alias("dimension"), v.alias("value")) for d, v in values.items()]
     )
     return frame.select(*columns, F.explode(pairs).alias("_dv")).select(
         *columns, "_dv.dimension", "_dv.value"
@@ -325,7 +363,7 @@ def _breakdown_rows(events: DataFrame, sessions: DataFrame, lg_k: int) -> DataFr
     by_event = (
         _exploded(
             events,
-            EVENT_DIMENSIONS,
+            _event_values(),
             "site",
             "minute",
             "rate",
@@ -341,7 +379,7 @@ def _breakdown_rows(events: DataFrame, sessions: DataFrame, lg_k: int) -> DataFr
     )
     by_session = (
         _exploded(
-            sessions, SESSION_DIMENSIONS, "site", "minute", "rate", "visitor", "n", "start", "last"
+            sessions, _session_values(), "site", "minute", "rate", "visitor", "n", "start", "last"
         )
         .groupBy(*keys, "rate")
         .agg(*_session_counts(), F.hll_sketch_agg("visitor", lg_k).alias("sketch"))

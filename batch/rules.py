@@ -10,10 +10,19 @@ currency unit) so that a change to a rule that is not carried over here fails a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from footfall.metrics import ABSENT_VALUE, DAY_MS, MINUTE_MS, REVENUE_SCALE
+from footfall.metrics import (
+    ABSENT_VALUE,
+    COMBINATION_SEP,
+    COMBINATION_SEP_STANDIN,
+    DAY_MS,
+    MINUTE_MS,
+    REVENUE_SCALE,
+)
 
 
 def minute_of(event_time: Column) -> Column:
@@ -53,3 +62,15 @@ def revenue_units(amount: Column) -> Column:
 def text_value(value: Column) -> Column:
     """A dimension value as the stream keeps it: a missing or empty text is ABSENT_VALUE."""
     return F.when(value.isNull() | (value == F.lit("")), F.lit(ABSENT_VALUE)).otherwise(value)
+
+
+def combination_value(members: Sequence[Column]) -> Column:
+    """footfall.metrics.combination_value: the members' values (not null) joined.
+
+    Every separator inside a value is replaced, which changes nothing when there is none,
+    the one case where combination_value keeps the values as they are.
+    """
+    return F.concat_ws(
+        COMBINATION_SEP,
+        *[F.translate(m, COMBINATION_SEP, COMBINATION_SEP_STANDIN) for m in members],
+    )

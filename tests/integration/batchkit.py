@@ -24,14 +24,15 @@ from footfall.settings import Settings, get_settings
 from footfall.spark_session import build_session
 from footfall.stack.influxdb import InfluxDB
 from footfall.visitors import SketchConfig
-from tests.reference import Minute, Row, envelope
+from tests.reference import EVENT_COMBO, Minute, Row, envelope
 from tests.workload import DAY, MIN, recent_midnight, workload
 
 PARTITIONS = 4
 TOLERANCE = 0.02
 EVENT_COUNTERS = ("events", "pageviews", "transactions")
 SESSION_COUNTERS = ("sessions", "bounces", "duration_sum")
-EVENT_DIMS = ("page", "event")
+# Rows holding event counters (the rest hold session counters), the combination too.
+EVENT_DIMS = ("page", "event", EVENT_COMBO)
 
 
 def spark_session() -> SparkSession:

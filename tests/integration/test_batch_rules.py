@@ -82,6 +82,22 @@ def test_bots_and_absent_values(spark: SparkSession) -> None:
     assert [r["value"] for r in got] == [metrics.ABSENT_VALUE, metrics.ABSENT_VALUE, "/x"]
 
 
+def test_combination_values(spark: SparkSession) -> None:
+    cases = [
+        ("/", "google", "IN"),
+        ("", "", ""),
+        ("/a\x1fb", "x", "\x1f"),  # a member's own separator
+        ("/p", "a\x1f\x1fb", "\ufffd"),
+    ]
+    frame = spark.createDataFrame(cases, "a string, b string, c string")
+    got = frame.select(
+        "a", "b", "c", rules.combination_value([F.col("a"), F.col("b"), F.col("c")]).alias("v")
+    ).collect()
+    for row in got:
+        assert row["v"] == metrics.combination_value([row["a"], row["b"], row["c"]])
+        assert len(metrics.combination_members(row["v"])) == 3
+
+
 def test_day_windows() -> None:
     day = date(2026, 3, 1)
     start = day_start_ms(day)
