@@ -28,9 +28,9 @@ from yarl import URL
 from footfall.visitors import SketchConfig
 from tables.codec import CodecError
 from web.reports.accumulate import SeriesAcc, ValuesAcc
+from web.reports.filters import Filter, members_of
 from web.reports.local import GroupMemo, MinuteStore, Mode, Read, read_series, read_values
 from web.reports.merge import Agg, Partials, decode_partials, encode_partials
-from web.reports.params import Filter
 from web.reports.recent import Recent
 
 log = logging.getLogger(__name__)
@@ -198,6 +198,7 @@ class TablesSource:
                 "mode": read.mode,
                 "dimension": read.dimension,
                 "filter": read.filter.as_json() if read.filter is not None else None,
+                "group": read.group,
                 "bounds": list(bounds),
                 "partitions": partitions,
             }
@@ -325,11 +326,18 @@ def parse_partials_request(body: bytes) -> tuple[Read, list[int], list[int]]:
     if len(bounds) < 2 or any(b >= a for a, b in zip(bounds[1:], bounds, strict=False)):
         raise ValueError("bounds must increase")
     flt = data.get("filter")
+    dimension = str(data.get("dimension") or "")
+    group = str(data.get("group") or "")
+    if group and group not in members_of(dimension):
+        raise ValueError("group is not a member of dimension")
     read = Read(
         site=str(data["site"]),
         mode=mode,
-        dimension=str(data.get("dimension") or ""),
+        dimension=dimension,
         filter=Filter.from_json(flt) if flt is not None else None,
+        group=group,
     )
+    if read.filter is not None and not set(read.filter.dimensions) <= set(members_of(dimension)):
+        raise ValueError("the filter names a dimension the rows do not hold")
     partitions = [int(p) for p in data["partitions"]]
     return read, bounds, partitions

@@ -169,8 +169,9 @@ class HBaseSource:
                         dict(iter_sketches(row.sketches.items())),
                     )
                 return
+            matches = read.matcher()
             for row in store.breakdown(read.site, read.dimension, start, end):
-                if read.filter is None or read.filter.matches(row.value):
+                if matches is None or matches(row.value):
                     acc.add(
                         row.minute,
                         counts_of(row.counters),
@@ -183,10 +184,11 @@ class HBaseSource:
 
     async def values(self, read: Read, acc: ValuesAcc, start: int, end: int) -> None:
         def fill(store: Any) -> None:
+            matches, group = read.matcher(), read.grouper()
             for row in store.breakdown(read.site, read.dimension, start, end):
-                if read.filter is None or read.filter.matches(row.value):
+                if matches is None or matches(row.value):
                     acc.add(
-                        row.value,
+                        group(row.value),
                         counts_of(row.counters),
                         row.sample_rate_max,
                         dict(iter_sketches(row.sketches.items())),

@@ -20,8 +20,8 @@ from typing import Any, Final, Literal, Protocol, TypeVar
 from footfall.visitors import SketchConfig
 from tables.buckets import Bucket, Stats
 from web.reports.accumulate import SeriesAcc, ValuesAcc
+from web.reports.filters import Filter, grouper
 from web.reports.merge import Agg, AggBuilder
-from web.reports.params import Filter
 
 Mode = Literal["total", "filter", "breakdown"]
 _THIRTEEN_DIGITS = 10**12
@@ -34,12 +34,25 @@ MEMO_ENTRIES: Final = 20_000
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    """What to read of one site: a series (total or filtered) or a breakdown's values."""
+    """What to read of one site: a series (total or filtered) or a breakdown's values.
+
+    `dimension` names the rows read (a dimension, or a combination of dimensions: see
+    web.reports.filters); a breakdown adds each row to its value of `group`.
+    """
 
     site: str
     mode: Mode
     dimension: str = ""
     filter: Filter | None = None
+    group: str = ""
+
+    def matcher(self) -> Callable[[str], bool] | None:
+        """The test a row value must pass (None: every row counts)."""
+        return self.filter.matcher(self.dimension) if self.filter is not None else None
+
+    def grouper(self) -> Callable[[str], str]:
+        """A row value's breakdown value."""
+        return grouper(self.dimension, self.group or self.dimension)
 
 
 class MinuteStore(Protocol):
@@ -112,12 +125,14 @@ class DictStore:
         return scan_mapping(self.data, site, partition, start, end)
 
 
-def _stats_rows(bucket: Bucket, dimension: str, flt: Filter | None) -> Iterator[tuple[str, Stats]]:
+def _stats_rows(
+    bucket: Bucket, dimension: str, matches: Callable[[str], bool] | None
+) -> Iterator[tuple[str, Stats]]:
     rows = bucket.rows.get(dimension)
     if not rows:
         return
     for value in list(rows):
-        if flt is None or flt.matches(value):
+        if matches is None or matches(value):
             yield value, bucket.row(dimension, value)
 
 
@@ -192,13 +207,14 @@ def _groups(
 
 def _series_partial(read: Read, raws: Iterable[bytes], config: SketchConfig) -> Agg:
     builder = AggBuilder(config)
+    matches = read.matcher()
     for raw in raws:
         bucket = Bucket.decode(raw, config)
         if read.mode == "total":
             visitors = bucket.total.visitors
             builder.add(bucket.total.counts, bucket.revenue, visitors.max_rate(), visitors.by_rate)
             continue
-        for _, stats in _stats_rows(bucket, read.dimension, read.filter):
+        for _, stats in _stats_rows(bucket, read.dimension, matches):
             visitors = stats.visitors
             builder.add(stats.counts, None, visitors.max_rate(), visitors.by_rate)
     return builder.build()
@@ -206,9 +222,11 @@ def _series_partial(read: Read, raws: Iterable[bytes], config: SketchConfig) -> 
 
 def _values_partial(read: Read, raws: Iterable[bytes], config: SketchConfig) -> dict[str, Agg]:
     builders: dict[str, AggBuilder] = {}
+    matches, group = read.matcher(), read.grouper()
     for raw in raws:
         bucket = Bucket.decode(raw, config)
-        for value, stats in _stats_rows(bucket, read.dimension, read.filter):
+        for row_value, stats in _stats_rows(bucket, read.dimension, matches):
+            value = group(row_value)
             builder = builders.get(value)
             if builder is None:
                 builder = builders[value] = AggBuilder(config)

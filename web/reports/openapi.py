@@ -12,10 +12,12 @@ from typing import Any, Final
 
 import orjson
 
-from footfall.metrics import COUNTERS, DIMENSIONS, METRICS
+from footfall.metrics import COMBINABLE_DIMENSIONS, COUNTERS, DIMENSIONS, METRICS
+from web.reports.filters import MAX_FILTER_CONDITIONS
 from web.reports.intervals import INTERVALS, MAX_RANGE_DAYS
 from web.reports.params import (
     DEFAULT_LIMIT,
+    EVENT_SCOPED_METRICS,
     MAX_BREAKDOWN_DAYS,
     MAX_LIMIT,
     SESSION_SCOPED_METRICS,
@@ -61,29 +63,38 @@ _TO: Final = _param(
     _TIME_DOC + " Exclusive. Default: the end of today in `tz`.",
     {"type": "string", "example": "2026-11-08"},
 )
+_COMBINABLE: Final = ", ".join(COMBINABLE_DIMENSIONS)
 _FILTER_SYNTAX: Final = (
     "Conditions `dim==value` or `dim!=value` joined by `;` (a value is taken literally, an "
-    "absent one is the empty string), on one dimension of: " + ", ".join(DIMENSIONS) + ". "
-    "Any number of conditions on that dimension; conditions on two or more dimensions are a "
-    "400 with `error.code` `filter_not_supported` and `error.limit.dimensions` 1: the stored "
-    "rows hold one dimension each, so a combination (country and device, say) cannot be "
-    "answered exactly."
+    "absent one is the empty string; at most " + str(MAX_FILTER_CONDITIONS) + "), on "
+    "dimensions of: " + ", ".join(DIMENSIONS) + ". Any number of conditions on one "
+    "dimension; conditions on several dimensions when all of them are among "
+    + _COMBINABLE
+    + " (`country==IN;device==mobile`: rows are kept per combination of those). Other "
+    "combinations (`country==IN;browser==Firefox`) are a 400 with `error.code` "
+    "`filter_not_supported`, `error.limit.dimensions` 1 and `error.limit.combinable`: no "
+    "stored rows answer them exactly."
 )
 _FILTERS: Final = _param(
     "filters",
     _FILTER_SYNTAX
-    + " With a filter on an event-scoped dimension (page, event) the metrics are visitors, "
-    "events, pageviews, transactions; on a session-scoped one "
+    + " With a condition on an event-scoped dimension (page, event) the metrics are "
+    + ", ".join(EVENT_SCOPED_METRICS)
+    + "; otherwise "
     + ", ".join(SESSION_SCOPED_METRICS)
-    + ". Buckets (and totals) that meet minutes no source holds the dimension's rows for are "
+    + ". Buckets (and totals) that meet minutes no source holds the filtered rows for are "
     "null, with `meta.complete` false.",
-    {"type": "string", "example": "country==IN"},
+    {"type": "string", "example": "country==IN;device==mobile"},
 )
 _BREAKDOWN_FILTERS: Final = _param(
     "filters",
-    _FILTER_SYNTAX + " A breakdown takes conditions on its own `dimension` only "
-    "(`dimension=page&filters=page!=/`); others are a 400 `filter_not_supported`.",
-    {"type": "string", "example": "page!=/"},
+    _FILTER_SYNTAX + " A breakdown takes conditions on its own `dimension` "
+    "(`dimension=page&filters=page!=/`) and, when `dimension` is one of "
+    + _COMBINABLE
+    + ", on the others of them (`dimension=page&filters=country==IN`: the pages of sessions "
+    "from IN); with page among the dimension or the conditions, the rows have the metrics "
+    "of page rows. Others are a 400 `filter_not_supported`.",
+    {"type": "string", "example": "country==IN"},
 )
 _METRICS: Final = _param(
     "metrics",
@@ -211,9 +222,10 @@ def build_document() -> dict[str, Any]:
         _TO,
         _param(
             "metrics",
-            "Comma-separated; the rows are ordered by the first. Page and event rows have "
-            "visitors, events, pageviews, transactions (default: visitors, pageviews, events); "
-            "the other dimensions' rows have "
+            "Comma-separated; the rows are ordered by the first. Page and event rows (and "
+            "those of a breakdown with a condition on page) have "
+            + ", ".join(EVENT_SCOPED_METRICS)
+            + " (default: visitors, pageviews, events); the other dimensions' rows have "
             + ", ".join(SESSION_SCOPED_METRICS)
             + " (default: visitors, sessions, bounce_rate, avg_duration).",
             {"type": "string"},

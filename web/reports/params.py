@@ -11,18 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Final, Literal, cast
+from typing import Any, Final
 from zoneinfo import ZoneInfo, available_timezones
 
 from footfall.metrics import (
     DIMENSIONS,
     EVENT_COUNTERS,
     EVENT_DIMENSION_METRICS,
-    EVENT_DIMENSIONS,
     METRICS,
     SESSION_COUNTERS,
     SESSION_DIMENSION_METRICS,
 )
+from web.reports.filters import Filter, FilterError, is_event_scoped, parse_filters, rows_for
 from web.reports.intervals import (
     INTERVALS,
     MAX_RANGE_DAYS,
@@ -43,11 +43,8 @@ DEFAULT_RANGE_DAYS: Final = 7
 DEFAULT_LIMIT: Final = 10
 MAX_LIMIT: Final = 1000
 MAX_BREAKDOWN_DAYS: Final = 366
-MAX_FILTER_CONDITIONS: Final = 20
 _EARLIEST: Final = datetime(1970, 1, 2).date()
 _LATEST: Final = datetime(9998, 12, 31).date()
-
-Op = Literal["==", "!="]
 
 
 class ParamError(ValueError):
@@ -81,91 +78,13 @@ class ParamError(ValueError):
         return {"error": error}
 
 
-def is_event_scoped(dimension: str) -> bool:
-    return dimension in EVENT_DIMENSIONS
+def scoped_metrics(rows: str) -> tuple[str, ...]:
+    """The metrics rows of a dimension or combination hold (a filter on it, its breakdown)."""
+    return EVENT_SCOPED_METRICS if is_event_scoped(rows) else SESSION_SCOPED_METRICS
 
 
-def scoped_metrics(dimension: str) -> tuple[str, ...]:
-    """The metrics rows of a dimension hold (a filter on it, or its breakdown)."""
-    return EVENT_SCOPED_METRICS if is_event_scoped(dimension) else SESSION_SCOPED_METRICS
-
-
-# --- filters -------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Filter:
-    """Conditions on one dimension, all of which a value must meet."""
-
-    dimension: str
-    conditions: tuple[tuple[Op, str], ...]
-
-    def matches(self, value: str) -> bool:
-        return all((value == wanted) == (op == "==") for op, wanted in self.conditions)
-
-    @property
-    def text(self) -> str:
-        """The filter as the `filters` parameter would give it."""
-        return ";".join(f"{self.dimension}{op}{value}" for op, value in self.conditions)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"dimension": self.dimension, "conditions": [list(c) for c in self.conditions]}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Filter:
-        conditions = tuple((cast(Op, op), str(v)) for op, v in data["conditions"])
-        if data["dimension"] not in DIMENSIONS or any(
-            op not in ("==", "!=") for op, _ in conditions
-        ):
-            raise ValueError("not a filter")
-        return cls(str(data["dimension"]), conditions)
-
-
-_FILTER_ALLOWED = (
-    "conditions `dimension==value` or `dimension!=value` joined by `;`, any number of them, "
-    f"all on one dimension of: {', '.join(DIMENSIONS)} (an absent value is the empty string); "
-    "a breakdown takes conditions on its own dimension only"
-)
-#: Why combinations are refused rather than estimated (docs/reports.md, "Filters").
-_ONE_DIMENSION = (
-    "the stream and batch layers keep rows per dimension, not per combination of "
-    "dimensions, so this cannot be answered exactly"
-)
-
-
-def parse_filters(text: str | None) -> Filter | None:
-    if text is None or not text.strip(";"):
-        return None
-    conditions: list[tuple[Op, str]] = []
-    dimensions: list[str] = []
-    for part in text.split(";"):
-        if not part:
-            continue
-        eq, ne = part.find("=="), part.find("!=")
-        positions = [p for p in (eq, ne) if p >= 0]
-        if not positions:
-            raise ParamError("filters", f"{part!r} is not a condition", _FILTER_ALLOWED)
-        at = min(positions)
-        dimension, op, value = part[:at].strip(), cast(Op, part[at : at + 2]), part[at + 2 :]
-        if dimension not in DIMENSIONS:
-            raise ParamError("filters", f"unknown dimension {dimension!r}", _FILTER_ALLOWED)
-        dimensions.append(dimension)
-        conditions.append((op, value))
-    if len(set(dimensions)) > 1:
-        raise ParamError(
-            "filters",
-            f"conditions on {len(set(dimensions))} dimensions "
-            f"({', '.join(sorted(set(dimensions)))}): {_ONE_DIMENSION}",
-            _FILTER_ALLOWED,
-            code="filter_not_supported",
-            limit={"dimensions": 1},
-        )
-    if len(conditions) > MAX_FILTER_CONDITIONS:
-        raise ParamError(
-            "filters",
-            f"{len(conditions)} conditions",
-            f"at most {MAX_FILTER_CONDITIONS} conditions",
-            limit={"conditions": MAX_FILTER_CONDITIONS},
-        )
-    return Filter(dimensions[0], tuple(conditions))
+def _filter_error(exc: FilterError) -> ParamError:
+    return ParamError("filters", exc.message, exc.allowed, code=exc.code, limit=exc.limit)
 
 
 # --- time ------------------------------------------------------------------------------------
@@ -329,6 +248,8 @@ class SeriesQuery:
     interval: Interval
     metrics: tuple[str, ...]
     filter: Filter | None = None
+    #: The stored rows a filtered series adds up (web.reports.filters.rows_for).
+    rows: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +259,8 @@ class BreakdownQuery:
     metrics: tuple[str, ...]
     limit: int
     filter: Filter | None = None
+    #: The stored rows grouped by `dimension`: its own, or a combination holding it.
+    rows: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,19 +275,31 @@ BREAKDOWN_PARAMS: Final = frozenset(
 REALTIME_PARAMS: Final = frozenset({"tz"})
 
 
+def _filter_rows(text: str | None, breakdown: str | None = None) -> tuple[Filter | None, str]:
+    """The filter and the rows that answer it (with a breakdown by `breakdown`)."""
+    try:
+        flt = parse_filters(text)
+        dimensions = flt.dimensions if flt is not None else ()
+        if breakdown is None and not dimensions:
+            return None, ""
+        return flt, rows_for(dimensions, breakdown)
+    except FilterError as exc:
+        raise _filter_error(exc) from None
+
+
 def series_query(query: Mapping[str, str], site_tz: str, now_ms: int) -> SeriesQuery:
     check_known(query, SERIES_PARAMS)
     zone = parse_tz(query.get("tz"), site_tz)
     interval = parse_interval(query.get("interval"))
     span = parse_range(query, zone, now_ms)
     check_range_for_interval(span, interval)
-    flt = parse_filters(query.get("filters"))
+    flt, rows = _filter_rows(query.get("filters"))
     if flt is None:
         metrics = parse_metrics(query.get("metrics"), METRICS, "")
     else:
-        context = f"with a filter on {flt.dimension}"
-        metrics = parse_metrics(query.get("metrics"), scoped_metrics(flt.dimension), context)
-    return SeriesQuery(span, interval, metrics, flt)
+        context = f"with a filter on {', '.join(flt.dimensions)}"
+        metrics = parse_metrics(query.get("metrics"), scoped_metrics(rows), context)
+    return SeriesQuery(span, interval, metrics, flt, rows)
 
 
 def breakdown_query(query: Mapping[str, str], site_tz: str, now_ms: int) -> BreakdownQuery:
@@ -373,25 +308,19 @@ def breakdown_query(query: Mapping[str, str], site_tz: str, now_ms: int) -> Brea
     zone = parse_tz(query.get("tz"), site_tz)
     span = parse_range(query, zone, now_ms)
     check_breakdown_range(span)
+    # The filter first: with page in it, a breakdown by a session dimension is event-scoped.
+    flt, rows = _filter_rows(query.get("filters"), dimension)
+    context = f"in a breakdown by {dimension}"
+    if flt is not None and rows != dimension:
+        context += f" with a filter on {', '.join(flt.dimensions)}"
     metrics = parse_metrics(
         query.get("metrics"),
-        scoped_metrics(dimension),
-        f"in a breakdown by {dimension}",
-        EVENT_DIMENSION_METRICS if is_event_scoped(dimension) else SESSION_DIMENSION_METRICS,
+        scoped_metrics(rows),
+        context,
+        EVENT_DIMENSION_METRICS if is_event_scoped(rows) else SESSION_DIMENSION_METRICS,
     )
     limit = parse_limit(query.get("limit"))
-    flt = parse_filters(query.get("filters"))
-    if flt is not None and flt.dimension != dimension:
-        raise ParamError(
-            "filters",
-            f"a filter on {flt.dimension} in a breakdown by {dimension}: {_ONE_DIMENSION}",
-            f"conditions `{dimension}==value` or `{dimension}!=value` joined by `;` (a "
-            f"breakdown takes conditions on its own dimension only); for {flt.dimension} "
-            f"alone, a timeseries with this filter or a breakdown by {flt.dimension}",
-            code="filter_not_supported",
-            limit={"dimensions": 1, "dimension": dimension},
-        )
-    return BreakdownQuery(span, dimension, metrics, limit, flt)
+    return BreakdownQuery(span, dimension, metrics, limit, flt, rows)
 
 
 def realtime_query(query: Mapping[str, str], site_tz: str) -> RealtimeQuery:

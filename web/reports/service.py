@@ -154,7 +154,7 @@ class Reports:
         buckets = bucket_range(span.start_ms, span.end_ms, q.interval, zone)
         acc = SeriesAcc(self.config, buckets.bounds)
         flt = q.filter
-        read = Read(site, "total" if flt is None else "filter", flt.dimension if flt else "", flt)
+        read = Read(site, "total", "", None) if flt is None else Read(site, "filter", q.rows, flt)
         meta = Meta()
         for seg in await self._segments(site, span.start_ms, span.end_ms, meta):
             source: SourceName = seg.source
@@ -186,7 +186,7 @@ class Reports:
                 totals = empty
                 meta.warnings.append(
                     _missing_rows_warning(
-                        f"{flt.dimension} breakdown" if flt else "minute",
+                        f"{q.rows} breakdown" if flt else "minute",
                         missing,
                         zone,
                         "buckets meeting them and the totals are null",
@@ -214,7 +214,8 @@ class Reports:
     async def breakdown(self, site: str, q: BreakdownQuery, authorization: str) -> dict[str, Any]:
         span, zone = q.span, q.span.zone
         acc = ValuesAcc(self.config)
-        read = Read(site, "breakdown", q.dimension, q.filter)
+        group = q.dimension if q.rows != q.dimension else ""
+        read = Read(site, "breakdown", q.rows, q.filter, group)
         meta = Meta()
         for seg in await self._segments(site, span.start_ms, span.end_ms, meta):
             source: SourceName = seg.source
@@ -231,7 +232,7 @@ class Reports:
             if missing:
                 meta.warnings.append(
                     _missing_rows_warning(
-                        f"{q.dimension} breakdown",
+                        f"{q.rows} breakdown",
                         missing,
                         zone,
                         "these results leave them out (meta.complete is false)",

@@ -15,15 +15,20 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import datasketches as ds
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
+from footfall.metrics import COUNTERS as COUNTER_NAMES
 from footfall.settings import get_settings
 from footfall.sites.registry import SiteRegistry
-from tests.reference import Minute, reference
+from tests.reference import EVENT_COMBO, SESSION_COMBO, Minute, reference
 from tests.unit.reports import fixtures as fx
 from tests.workload import recent_midnight, workload
 from web.reports.handlers import create_app
+from web.reports.merge import decode_partials
+
+PAGEVIEWS = COUNTER_NAMES.index("pageviews")
 
 Client = TestClient[Any, Any]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -137,6 +142,36 @@ async def test_partials_endpoint_checks_the_forwarded_key(client: Client) -> Non
     assert ok.content_type == "application/octet-stream"
 
 
+async def test_partials_endpoint_carries_filters_on_several_dimensions(client: Client) -> None:
+    start, end = MIDNIGHT - 3_600_000, MIDNIGHT + 3_600_000
+    request = {
+        "site": "alpha",
+        "mode": "breakdown",
+        "dimension": EVENT_COMBO,
+        "group": "country",
+        "filter": {"conditions": [["page", "==", "/pricing"], ["device", "!=", "mobile"]]},
+        "bounds": [start, end],
+        "partitions": list(range(fx.PARTITIONS)),
+    }
+    resp = await client.post(
+        "/internal/v1/partials", data=orjson.dumps(request), headers=fx.auth("alpha")
+    )
+    assert resp.status == 200
+    partials = decode_partials(await resp.read())
+    want = ref_combined("alpha", "page==/pricing;device!=mobile", start, end, "country")
+    assert {v: a.counts[PAGEVIEWS] for v, a in partials.values.items() if a.counts[PAGEVIEWS]} == {
+        v: c["pageviews"] for v, (c, _) in want.items() if c["pageviews"]
+    }
+    for bad in (
+        {**request, "group": "browser"},  # not a member of the rows
+        {**request, "filter": {"conditions": [["os", "==", "iOS"]]}},  # not held by the rows
+    ):
+        resp = await client.post(
+            "/internal/v1/partials", data=orjson.dumps(bad), headers=fx.auth("alpha")
+        )
+        assert resp.status == 400
+
+
 # --- every parameter's error path, over HTTP -------------------------------------------------
 @pytest.mark.parametrize(
     ("path", "param"),
@@ -148,14 +183,14 @@ async def test_partials_endpoint_checks_the_forwarded_key(client: Client) -> Non
         ("timeseries?tz=Asia/Bombay2", "tz"),
         ("timeseries?metrics=visits", "metrics"),
         ("timeseries?filters=page~/", "filters"),
-        ("timeseries?filters=page==/;device==mobile", "filters"),
+        ("timeseries?filters=page==/;browser==Firefox", "filters"),
         ("timeseries?from=2026-11-01&to=2026-11-05&interval=minute", "from"),
         ("timeseries?interval=day&interval=hour", "interval"),
         ("timeseries?foo=1", "foo"),
         ("breakdown", "dimension"),
         ("breakdown?dimension=page&limit=-1", "limit"),
         ("breakdown?dimension=page&metrics=bounce_rate", "metrics"),
-        ("breakdown?dimension=page&filters=source==x", "filters"),
+        ("breakdown?dimension=page&filters=browser==x", "filters"),
         ("breakdown?dimension=page&from=2024-01-01&to=2026-01-01", "from"),
         ("breakdown?dimension=page&tz=UTC+1", "tz"),
         ("breakdown?dimension=page&from=x", "from"),
@@ -332,16 +367,150 @@ async def test_filters_match_the_reference_in_series_and_breakdowns(
         assert row[key] == per_value[value][key], value
 
 
+def conditions_of(text: str) -> list[tuple[str, str, str]]:
+    """(dimension, op, value) of a `filters` text, parsed by the test."""
+    found = []
+    for part in text.split(";"):
+        at = min(p for p in (part.find("=="), part.find("!=")) if p >= 0)
+        found.append((part[:at], part[at : at + 2], part[at + 2 :]))
+    return found
+
+
+def ref_combined(
+    site: str, text: str, start: int, end: int, group: str | None = None
+) -> dict[str | None, tuple[Counter[str], dict[str, int]]]:
+    """Counters and visitors of the reference's combination rows meeting every condition
+    of `text`, per value of `group` (None: all together)."""
+    conditions = conditions_of(text)
+    named = {d for d, _, _ in conditions} | ({group} if group else set())
+    combo = EVENT_COMBO if "page" in named else SESSION_COMBO
+    members = combo.split("+")
+    found: dict[str | None, tuple[Counter[str], dict[str, int]]] = {}
+    for (s, minute), m in REF.items():
+        if s != site or not start <= minute < end:
+            continue
+        for value, row in m.breakdowns[combo].items():
+            parts = value.split("\x1f")
+            if all((parts[members.index(d)] == v) == (op == "==") for d, op, v in conditions):
+                key = parts[members.index(group)] if group else None
+                counts, visitors = found.setdefault(key, (Counter(), {}))
+                counts.update(row.counts)
+                visitors.update(row.visitors)
+    return {k: v for k, v in found.items() if any(v[0].values())}
+
+
+def close(got: float, exact: int) -> bool:
+    return abs(got - exact) <= max(1, 0.02 * exact)
+
+
+COMBINED = [
+    "country==IN;device==mobile",
+    "source!=direct;country==US",
+    "device!=mobile;country!=IN;source==google.com",
+    "page==/pricing;country==IN",
+    "page!=/;page!=/cart;device==desktop",
+    "country==BR;page==/checkout;source!=twitter.com",
+]
+
+
+@pytest.mark.parametrize("text", COMBINED)
+async def test_filters_on_several_dimensions_match_the_reference(client: Client, text: str) -> None:
+    start, end = MIDNIGHT - 2 * 3_600_000, MIDNIGHT + 2 * 3_600_000
+    query = f"from={iso(start)}&to={iso(end)}&interval=hour&tz=UTC&filters={quote(text)}"
+    report = await get_json(client, f"timeseries?{query}")
+    assert report["filters"] == text
+    assert report["meta"]["complete"] is True
+    event_scoped = "page" in text
+    counters = (
+        ("events", "pageviews", "transactions")
+        if event_scoped
+        else (
+            "sessions",
+            "bounces",
+        )
+    )
+    assert set(report["totals"]) == (
+        {"visitors", "events", "pageviews", "transactions"}
+        if event_scoped
+        else {"visitors", "sessions", "bounces", "duration_sum", "bounce_rate", "avg_duration"}
+    )
+    nonzero = 0
+    for bucket in [*report["results"], report["totals"]]:
+        t = iso_ms(bucket["t"]) if "t" in bucket else start
+        span = 3_600_000 if "t" in bucket else end - start
+        counts, visitors = ref_combined("alpha", text, t, t + span).get(None, (Counter(), {}))
+        for name in counters:
+            assert bucket[name] == counts[name], (name, bucket.get("t"))
+        assert close(bucket["visitors"], sum(visitors.values())), bucket.get("t")
+        nonzero += bool(counts[counters[0]])
+    assert nonzero > 1  # the workload has such events: not a comparison of zeros
+
+
+BREAKDOWNS = [
+    ("page", "country==IN"),
+    ("page", "page!=/;source==google.com;device!=tablet"),
+    ("country", "page==/pricing"),
+    ("device", "country==IN"),
+    ("source", "country!=US;source!=direct"),
+    ("country", "device==mobile;country!=BR"),
+]
+
+
+@pytest.mark.parametrize(("dimension", "text"), BREAKDOWNS)
+async def test_breakdowns_filtered_by_other_dimensions_match_the_reference(
+    client: Client, dimension: str, text: str
+) -> None:
+    start, end = MIDNIGHT - 2 * 3_600_000, MIDNIGHT + 2 * 3_600_000
+    event_scoped = "page" in (dimension, *(d for d, _, _ in conditions_of(text)))
+    metrics = "pageviews,events,visitors" if event_scoped else "sessions,bounces,visitors"
+    report = await get_json(
+        client,
+        f"breakdown?dimension={dimension}&from={iso(start)}&to={iso(end)}&limit=1000"
+        f"&metrics={metrics}&filters={quote(text)}",
+    )
+    assert report["dimension"] == dimension
+    want = ref_combined("alpha", text, start, end, dimension)
+    assert len(want) > 1
+    got = {row["value"]: row for row in report["results"]}
+    assert set(got) == set(want)
+    names = metrics.split(",")[:2]
+    for value, (counts, visitors) in want.items():
+        for name in names:
+            assert got[value][name] == counts[name], (value, name)
+        assert close(got[value]["visitors"], sum(visitors.values())), value
+    first = [row[names[0]] for row in report["results"]]
+    assert first == sorted(first, reverse=True)
+
+
+async def test_a_breakdown_filtered_by_another_dimension_keeps_the_limit(client: Client) -> None:
+    start, end = MIDNIGHT - 2 * 3_600_000, MIDNIGHT + 2 * 3_600_000
+    report = await get_json(
+        client,
+        f"breakdown?dimension=page&from={iso(start)}&to={iso(end)}&limit=2&filters=country==IN"
+        "&metrics=pageviews,events",
+    )
+    want = ref_combined("alpha", "country==IN", start, end, "page")
+    top = sorted(want, key=lambda v: (-want[v][0]["pageviews"], v))[:2]
+    assert [row["value"] for row in report["results"]] == top
+    assert set(report["results"][0]) == {"value", "pageviews", "events"}
+    default = await get_json(
+        client,
+        f"breakdown?dimension=country&from={iso(start)}&to={iso(end)}&filters=page==/pricing",
+    )
+    assert set(default["results"][0]) == {"value", "visitors", "pageviews", "events"}
+
+
 @pytest.mark.parametrize(
     "path",
     [
-        "timeseries?filters=country==IN;device==mobile",
-        "timeseries?filters=page==/;source!=direct",
-        "breakdown?dimension=page&filters=country==IN",
-        "breakdown?dimension=device&filters=device!=mobile;country==IN",
+        "timeseries?filters=country==IN;browser==Firefox",
+        "timeseries?filters=page==/;event==signup",
+        "breakdown?dimension=page&filters=os==iOS",
+        "breakdown?dimension=browser&filters=country==IN",
+        "breakdown?dimension=event&filters=page==/",
     ],
 )
-async def test_filters_across_dimensions_are_refused_saying_what_is_supported(
+async def test_filters_on_dimensions_that_do_not_combine_are_refused_saying_which_do(
     client: Client, path: str
 ) -> None:
     resp = await client.get(f"/api/v1/sites/alpha/{path}", headers=fx.auth("alpha"))
@@ -350,8 +519,18 @@ async def test_filters_across_dimensions_are_refused_saying_what_is_supported(
     assert error["code"] == "filter_not_supported"
     assert error["param"] == "filters"
     assert error["limit"]["dimensions"] == 1
+    assert error["limit"]["combinable"] == ["page", "source", "country", "device"]
     assert "cannot be answered exactly" in error["message"]
-    assert "own dimension only" in error["allowed"]
+    assert "page, source, country, device" in error["allowed"]
+
+
+async def test_combination_rows_are_not_a_dimension(client: Client) -> None:
+    for name in (SESSION_COMBO, EVENT_COMBO):
+        resp = await client.get(
+            f"/api/v1/sites/alpha/breakdown?dimension={quote(name)}", headers=fx.auth("alpha")
+        )
+        assert resp.status == 400
+        assert (await resp.json())["error"]["param"] == "dimension"
 
 
 def ref_breakdown(

@@ -6,11 +6,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from web.reports.filters import Filter, grouper, parse_filters
 from web.reports.params import (
-    Filter,
     ParamError,
     breakdown_query,
-    parse_filters,
     realtime_query,
     series_query,
 )
@@ -106,11 +105,104 @@ def test_range_too_large_names_the_limit() -> None:
     series_query({"from": "2010-01-01", "to": "2026-06-01", "interval": "month"}, "UTC", NOW)
 
 
-def test_filters_on_two_dimensions_are_refused_with_the_limit() -> None:
-    error = refused(
-        series_query, {"filters": "page==/;country==IN"}, "filters", "filter_not_supported"
-    )
-    assert error.limit == {"dimensions": 1}
+@pytest.mark.parametrize(
+    ("filters", "rows"),
+    [
+        ("country==IN", "country"),
+        ("country==IN;country!=US", "country"),
+        ("browser==Firefox", "browser"),
+        ("country==IN;device==mobile", "source+country+device"),
+        ("source!=direct;device==mobile;country!=US", "source+country+device"),
+        ("page==/;country==IN", "page+source+country+device"),
+        ("device==mobile;page!=/cart;page!=/", "page+source+country+device"),
+    ],
+)
+def test_filters_are_answered_by_the_smallest_rows_holding_them(filters: str, rows: str) -> None:
+    assert series_query({"filters": filters}, "UTC", NOW).rows == rows
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        "page==/;browser==Firefox",
+        "country==IN;os==iOS",
+        "event==signup;page==/",
+        "page==/;event==x",
+    ],
+)
+def test_filters_on_dimensions_that_do_not_combine_are_refused(filters: str) -> None:
+    error = refused(series_query, {"filters": filters}, "filters", "filter_not_supported")
+    assert error.limit == {"dimensions": 1, "combinable": ["page", "source", "country", "device"]}
+    assert "cannot be answered exactly" in error.message
+    assert "page, source, country, device" in error.allowed
+
+
+@pytest.mark.parametrize(
+    ("dimension", "filters", "rows", "metrics"),
+    [
+        ("page", "page!=/", "page", ("visitors", "pageviews", "events")),
+        ("page", "country==IN", "page+source+country+device", ("visitors", "pageviews", "events")),
+        ("country", "page==/", "page+source+country+device", ("visitors", "pageviews", "events")),
+        (
+            "device",
+            "country==IN;source!=direct",
+            "source+country+device",
+            ("visitors", "sessions", "bounce_rate", "avg_duration"),
+        ),
+        (
+            "device",
+            "device!=mobile;country==IN",
+            "source+country+device",
+            ("visitors", "sessions", "bounce_rate", "avg_duration"),
+        ),
+    ],
+)
+def test_breakdowns_filtered_by_other_dimensions(
+    dimension: str, filters: str, rows: str, metrics: tuple[str, ...]
+) -> None:
+    q = breakdown_query({"dimension": dimension, "filters": filters}, "UTC", NOW)
+    assert (q.rows, q.metrics) == (rows, metrics)
+
+
+def test_breakdown_by_an_event_combination_offers_event_metrics_only() -> None:
+    query = {"dimension": "country", "filters": "page==/", "metrics": "sessions"}
+    error = refused(breakdown_query, query, "metrics")
+    assert "in a breakdown by country with a filter on page" in error.message
+    q = breakdown_query({**query, "metrics": "transactions,visitors"}, "UTC", NOW)
+    assert q.metrics == ("transactions", "visitors")
+
+
+@pytest.mark.parametrize(
+    ("dimension", "filters"),
+    [("browser", "country==IN"), ("page", "browser==Firefox"), ("event", "page==/")],
+)
+def test_breakdowns_by_or_filtered_by_dimensions_that_do_not_combine_are_refused(
+    dimension: str, filters: str
+) -> None:
+    query = {"dimension": dimension, "filters": filters}
+    error = refused(breakdown_query, query, "filters", "filter_not_supported")
+    assert error.limit is not None
+    assert error.limit["dimension"] == dimension
+    assert error.limit["dimensions"] == 1
+
+
+def test_combination_rows_match_and_group_by_member() -> None:
+    flt = parse_filters("country==IN;device!=mobile;page!=/")
+    assert flt is not None
+    assert flt.dimensions == ("country", "device", "page")
+    matches = flt.matcher("page+source+country+device")
+    assert matches("/a\x1fgoogle\x1fIN\x1fdesktop")
+    assert not matches("/\x1fgoogle\x1fIN\x1fdesktop")
+    assert not matches("/a\x1fgoogle\x1fIN\x1fmobile")
+    assert not matches("/a\x1fgoogle\x1fUS\x1fdesktop")
+    assert not matches("/a\x1fgoogle\x1fIN")  # not a row of these members
+    group = grouper("page+source+country+device", "country")
+    assert group("/a\x1fgoogle\x1fIN\x1fdesktop") == "IN"
+    assert grouper("country", "country")("IN") == "IN"
+    # A value holding the separator is stored with its stand-in (combination_value).
+    odd = parse_filters("source==a\x1fb;country==")
+    assert odd is not None
+    assert odd.matcher("source+country+device")("a\ufffdb\x1f\x1fmobile")
 
 
 def test_filtered_series_offers_the_dimensions_metrics_only() -> None:
@@ -133,18 +225,27 @@ def test_filter_syntax() -> None:
     assert parse_filters(None) is None
     assert parse_filters(";") is None
     flt = parse_filters("page==/a=b;page!=/c;")
-    assert flt == Filter("page", (("==", "/a=b"), ("!=", "/c")))
-    assert flt.matches("/a=b")
-    assert not flt.matches("/c")
-    assert not flt.matches("/d")
+    assert flt == Filter((("page", "==", "/a=b"), ("page", "!=", "/c")))
+    matches = flt.matcher("page")
+    assert matches("/a=b")
+    assert not matches("/c")
+    assert not matches("/d")
     assert flt.text == "page==/a=b;page!=/c"
     absent = parse_filters("utm_campaign==")
     assert absent is not None
-    assert absent.matches("")
-    assert not absent.matches("spring")
+    assert absent.matcher("utm_campaign")("")
+    assert not absent.matcher("utm_campaign")("spring")
     assert Filter.from_json(flt.as_json()) == flt
+    both = parse_filters("country==IN;device!=mobile")
+    assert both is not None
+    assert Filter.from_json(both.as_json()) == both
+    # What a worker of the one-dimension version sends.
+    old = {"dimension": "page", "conditions": [["==", "/a=b"], ["!=", "/c"]]}
+    assert Filter.from_json(old) == flt
     with pytest.raises(ValueError, match="not a filter"):
-        Filter.from_json({"dimension": "page", "conditions": [["<>", "x"]]})
+        Filter.from_json({"conditions": [["page", "<>", "x"]]})
+    with pytest.raises(ValueError, match="not a filter"):
+        Filter.from_json({"conditions": [["source+country+device", "==", "x"]]})
 
 
 @pytest.mark.parametrize(
@@ -157,7 +258,8 @@ def test_filter_syntax() -> None:
         ({"dimension": "page", "limit": "ten"}, "limit"),
         ({"dimension": "page", "metrics": "sessions"}, "metrics"),
         ({"dimension": "country", "metrics": "pageviews"}, "metrics"),
-        ({"dimension": "page", "filters": "country==IN"}, "filters"),
+        ({"dimension": "page", "filters": "browser==Firefox"}, "filters"),
+        ({"dimension": "source+country+device"}, "dimension"),
         ({"dimension": "page", "tz": "Nowhere"}, "tz"),
         ({"dimension": "page", "from": "2020-01-01", "to": "2026-01-01"}, "from"),
         ({"dimension": "page", "interval": "day"}, "interval"),
