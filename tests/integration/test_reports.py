@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import datasketches as ds
 import orjson
@@ -231,6 +232,94 @@ def independent_visitors(events: list[dict[str, Any]], site: str, start: int, en
     return float(sum(rate * u.get_estimate() for rate, u in unions.items()))
 
 
+def counted_sessions(events: list[dict[str, Any]], site: str) -> list[list[dict[str, Any]]]:
+    """The site's sessions as the spec cuts them (30 minutes, midnight), bots and repeated
+    ids left out, each a list of its events in time order: written here, from the events."""
+    seen: set[str] = set()
+    timelines: dict[str, list[dict[str, Any]]] = {}
+    for e in events:  # arrival order: of two copies of an id, the first counts
+        if e["site"] != site or e["bot"] or e["id"] in seen:
+            continue
+        seen.add(e["id"])
+        timelines.setdefault(e["visitor"], []).append(e)
+    sessions: list[list[dict[str, Any]]] = []
+    for timeline in timelines.values():
+        timeline.sort(key=lambda e: e["event_time"])
+        for i, e in enumerate(timeline):
+            previous = timeline[i - 1]["event_time"] if i else None
+            if (
+                previous is None
+                or e["event_time"] - previous > 1_800_000
+                or e["event_time"] // 86_400_000 != previous // 86_400_000
+            ):
+                sessions.append([])
+            sessions[-1].append(e)
+    return sessions
+
+
+def test_filters_on_several_dimensions_over_the_gathered_tables(cluster: Cluster) -> None:
+    start = (cluster.now_ms - 47 * HOUR) // 60_000 * 60_000
+    end = (cluster.now_ms + 60_000) // 60_000 * 60_000
+    rng = f"from={iso(start)}&to={iso(end)}&tz=UTC"
+    sessions = counted_sessions(cluster.events, "shop")
+    # Sessions from IN on mobile (their first event's attributes): start, rate, bounce.
+    starts: list[tuple[int, int, bool]] = []
+    visitors: dict[str, int] = {}
+    # Events of sessions from IN, by page: counters and visitors.
+    pages: dict[str, Counter[str]] = {}
+    page_visitors: dict[str, dict[str, int]] = {}
+    for session in sessions:
+        first, rate = session[0], session[0]["sample_rate"]
+        in_range = start <= first["event_time"] < end
+        if first["country"] == "IN" and first["device"] == "mobile" and in_range:
+            starts.append((first["event_time"], rate, len(session) == 1))
+            visitors[first["visitor"]] = rate
+        if first["country"] != "IN":
+            continue
+        for e in session:
+            if start <= e["event_time"] < end:
+                page = e["path"] or ""
+                counts = pages.setdefault(page, Counter())
+                counts["events"] += e["sample_rate"]
+                counts["pageviews"] += e["sample_rate"] if e["name"] == "pageview" else 0
+                page_visitors.setdefault(page, {})[e["visitor"]] = e["sample_rate"]
+    assert len(starts) > 10
+
+    for worker in (0, 1):
+        status, series = call(
+            cluster.url(worker)
+            + f"/api/v1/sites/shop/timeseries?{rng}&interval=hour"
+            + f"&filters={quote('country==IN;device==mobile')}",
+            cluster.keys["shop"],
+        )
+        assert status == 200, series
+        assert series["meta"]["complete"] is True
+        bounds = [int(datetime.fromisoformat(b["t"]).timestamp() * 1000) for b in series["results"]]
+        for bucket, lo, hi in zip(series["results"], bounds, [*bounds[1:], end], strict=True):
+            mine = [(rate, bounce) for t, rate, bounce in starts if max(lo, start) <= t < hi]
+            assert bucket["sessions"] == sum(rate for rate, _ in mine), bucket["t"]
+            assert bucket["bounces"] == sum(rate for rate, b in mine if b), bucket["t"]
+        totals = series["totals"]
+        assert totals["sessions"] == sum(rate for _, rate, _ in starts)
+        exact = sum(visitors.values())
+        assert totals["visitors"] == pytest.approx(exact, rel=0.02, abs=1)
+
+        status, breakdown = call(
+            cluster.url(worker)
+            + f"/api/v1/sites/shop/breakdown?dimension=page&{rng}&limit=100"
+            + f"&metrics=pageviews,events,visitors&filters={quote('country==IN')}",
+            cluster.keys["shop"],
+        )
+        assert status == 200, breakdown
+        got = {row["value"]: row for row in breakdown["results"]}
+        assert set(got) == set(pages)
+        for page, counts in pages.items():
+            assert got[page]["pageviews"] == counts["pageviews"], page
+            assert got[page]["events"] == counts["events"], page
+            exact = sum(page_visitors[page].values())
+            assert got[page]["visitors"] == pytest.approx(exact, rel=0.02, abs=1), page
+
+
 def test_keys_read_their_own_site_only(cluster: Cluster) -> None:
     url = cluster.url(1) + "/api/v1/sites/shop/breakdown?dimension=page"
     assert call(url)[0] == 401
@@ -302,6 +391,7 @@ class _Values(HTMLParser):
         self.tiles: dict[str, str] = {}
         self.live: str | None = None
         self.rows: dict[str, list[str]] = {}
+        self.filters: list[str] = []
         self._tile: str | None = None
         self._table: str | None = None
 
@@ -312,6 +402,8 @@ class _Values(HTMLParser):
         elif tag == "div" and a.get("class") == "value" and self._tile:
             self.tiles[self._tile] = a.get("data-value") or ""
             self._tile = None
+        elif tag == "span" and a.get("class") == "filter":
+            self.filters.append(a.get("data-dimension") or "")
         elif tag == "span" and a.get("id") == "live-visitors":
             self.live = a.get("data-value")
         elif tag == "table":
@@ -348,6 +440,39 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
         )
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_dashboard_combines_filters_in_tiles_and_tables(cluster: Cluster) -> None:
+    key = cluster.keys["shop"]
+    filters = "country==IN;device==mobile"
+    page = cluster.url(1) + f"/dashboard/shop#key={key}&filters={quote(filters, safe='')}"
+    dom = chromium("--dump-dom", page)
+    assert 'data-loaded="yes"' in dom.stdout, dom.stdout[-3000:] + dom.stderr[-3000:]
+    found = _Values()
+    found.feed(dom.stdout)
+    assert found.filters == ["country", "device"]
+    status, realtime = call(cluster.url(0) + "/api/v1/sites/shop/realtime", key)
+    today = realtime["at"][:10]
+    first = datetime.fromisoformat(today).toordinal() - 6
+    start = datetime.fromordinal(first).date().isoformat()
+    end = datetime.fromordinal(first + 7).date().isoformat()
+    rng = f"from={start}&to={end}&filters={quote(filters)}"
+    status, series = call(cluster.url(0) + f"/api/v1/sites/shop/timeseries?{rng}", key)
+    assert status == 200, series
+    for metric in ("visitors", "sessions", "bounce_rate", "avg_duration"):
+        assert orjson.loads(found.tiles[metric]) == series["totals"][metric], metric
+    assert found.tiles["pageviews"] == ""  # not a metric of session rows
+    for dimension, metrics in (("page", "pageviews,visitors"), ("source", "visitors,sessions")):
+        status, table = call(
+            cluster.url(0)
+            + f"/api/v1/sites/shop/breakdown?dimension={dimension}&{rng}&metrics={metrics}&limit=8",
+            key,
+        )
+        assert status == 200, table
+        assert table["results"]
+        assert found.rows[dimension] == [row["value"] for row in table["results"]], dimension
+    assert set(found.rows["country"]) == {"IN"}
+    assert set(found.rows["device"]) == {"mobile"}
 
 
 def test_dashboard_shows_the_apis_numbers(cluster: Cluster) -> None:

@@ -9,7 +9,8 @@
   const $ = (id) => document.getElementById(id);
   const api = "/api/v1/sites/" + encodeURIComponent(site);
   const DAY = 86400000;
-  const state = { tz: null, today: null, from: null, to: null, interval: "day", filter: null, chart: null };
+  // filters: dimension -> value (page, source, country, device: the API combines them all).
+  const state = { tz: null, today: null, from: null, to: null, interval: "day", filters: new Map(), chart: null };
 
   // --- the key ---------------------------------------------------------------------------
   const fragment = new URLSearchParams(location.hash.slice(1));
@@ -114,19 +115,38 @@
       refresh();
     });
   }
-  $("filter-clear").addEventListener("click", () => {
-    state.filter = null;
-    refresh();
-  });
+  // One `==` condition per dimension; a click on another value of it replaces it.
+  const filterText = () => [...state.filters].map(([dim, value]) => dim + "==" + value).join(";");
+
+  function showFilters() {
+    const box = $("filters");
+    box.textContent = "";
+    for (const [dim, value] of state.filters) {
+      const chip = document.createElement("span");
+      chip.className = "filter";
+      chip.dataset.dimension = dim;
+      chip.textContent = dim + " = " + (value === "" ? "(none)" : value) + " ";
+      const remove = document.createElement("button");
+      remove.title = "Remove this filter";
+      remove.textContent = "×";
+      remove.addEventListener("click", () => {
+        state.filters.delete(dim);
+        refresh();
+      });
+      chip.append(remove);
+      box.append(chip);
+    }
+    box.hidden = !state.filters.size;
+  }
 
   // --- the report --------------------------------------------------------------------------
   const TILES = ["visitors", "sessions", "pageviews", "bounce_rate", "avg_duration", "revenue"];
-  const EVENT_SCOPED = ["page", "event"];
+  // A filter naming page answers from event rows, others from session rows: their metrics.
+  const eventScoped = () => state.filters.has("page");
 
   function tileMetrics() {
-    if (!state.filter) return TILES;
-    const dim = state.filter.split(/[!=]=/)[0];
-    return EVENT_SCOPED.includes(dim) ? ["visitors", "pageviews"] : ["visitors", "sessions", "bounce_rate", "avg_duration"];
+    if (!state.filters.size) return TILES;
+    return eventScoped() ? ["visitors", "pageviews"] : ["visitors", "sessions", "bounce_rate", "avg_duration"];
   }
 
   function showTiles(totals, metrics) {
@@ -199,7 +219,7 @@
         cell.textContent = number(row[metric]);
       }
       tr.addEventListener("click", () => {
-        state.filter = dim + "==" + row.value;
+        state.filters.set(dim, row.value);
         refresh();
       });
     }
@@ -218,28 +238,27 @@
     $("notice").textContent = notes.join(" ");
   }
 
-  const BREAKDOWNS = [
-    ["page", ["pageviews", "visitors"]],
-    ["source", ["visitors", "sessions"]],
-    ["country", ["visitors", "sessions"]],
-    ["device", ["visitors", "sessions"]],
-  ];
+  const BREAKDOWNS = ["page", "source", "country", "device"];
+  // A table's metrics: pages and anything filtered by a page are event rows (no sessions).
+  const tableMetrics = (dimension) =>
+    dimension === "page" ? ["pageviews", "visitors"] : eventScoped() ? ["visitors", "pageviews"] : ["visitors", "sessions"];
 
   let generation = 0;
   async function refresh() {
     const mine = ++generation;
     const range = { from: state.from, to: addDays(state.to, 1), tz: state.tz };
-    $("filter").hidden = !state.filter;
-    $("filter-text").textContent = state.filter || "";
+    const filters = filterText();
+    showFilters();
     const metrics = tileMetrics();
-    const series = { ...range, interval: state.interval, metrics: metrics.includes("pageviews") ? metrics.join(",") : metrics.join(",") };
-    if (state.filter) series.filters = state.filter;
+    const series = { ...range, interval: state.interval, metrics: metrics.join(",") };
+    if (filters) series.filters = filters;
+    const shown = BREAKDOWNS.map((dimension) => [dimension, tableMetrics(dimension)]);
     try {
       const [report, ...tables] = await Promise.all([
         get("/timeseries", series),
-        ...BREAKDOWNS.map(([dimension, m]) => {
+        ...shown.map(([dimension, m]) => {
           const params = { ...range, dimension, metrics: m.join(","), limit: "8" };
-          if (state.filter && (state.filter.startsWith(dimension + "=") || state.filter.startsWith(dimension + "!"))) params.filters = state.filter;
+          if (filters) params.filters = filters;
           return get("/breakdown", params);
         }),
       ]);
@@ -247,20 +266,10 @@
       showTiles(report.totals, metrics);
       showChart(report);
       showMeta(report);
-      BREAKDOWNS.forEach(([dimension, m], i) => {
+      shown.forEach(([dimension, m], i) => {
         const table = document.querySelector(`table[data-dimension="${dimension}"]`);
+        table.querySelector("thead th:last-child").textContent = m.includes("sessions") ? "Sessions" : "Pageviews";
         showTable(table, tables[i].results, m);
-        // A breakdown takes a filter on its own dimension only (the stored rows hold one
-        // dimension each): say so rather than let an unfiltered table pass for a filtered one.
-        const own = !state.filter || state.filter.startsWith(dimension + "=") || state.filter.startsWith(dimension + "!");
-        let note = table.parentElement.querySelector(".unfiltered");
-        if (!note) {
-          note = document.createElement("p");
-          note.className = "unfiltered";
-          table.before(note);
-        }
-        note.hidden = own;
-        note.textContent = own ? "" : "All visitors: not filtered by " + state.filter + " (combinations of dimensions are not stored).";
       });
       document.body.dataset.loaded = "yes";
     } catch (error) {
@@ -310,6 +319,11 @@
     state.today = now.at.slice(0, 10);
     $("tz").textContent = now.tz;
     setRange(Number(fragment.get("days")) || 7);
+    // A link may carry filters too: #filters=country==IN;device==mobile
+    for (const part of (fragment.get("filters") || "").split(";")) {
+      const at = part.indexOf("==");
+      if (at > 0 && BREAKDOWNS.includes(part.slice(0, at))) state.filters.set(part.slice(0, at), part.slice(at + 2));
+    }
     if (fragment.get("interval")) {
       state.interval = fragment.get("interval");
       $("interval").value = state.interval;
