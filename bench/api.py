@@ -43,7 +43,13 @@ sys.path.insert(0, str(ROOT))
 from batch import hbase, markers  # noqa: E402
 from batch.days import day_of_ms  # noqa: E402
 from footfall.events import kafka_key  # noqa: E402
-from footfall.metrics import COUNTERS, EVENT_COUNTERS, EVENT_DIMENSIONS, SESSION_COUNTERS  # noqa: E402
+from footfall.metrics import (  # noqa: E402
+    COUNTERS,
+    EVENT_COMBINATIONS,
+    EVENT_COUNTERS,
+    EVENT_DIMENSIONS,
+    SESSION_COUNTERS,
+)
 from footfall.settings import Settings, get_settings  # noqa: E402
 from footfall.sites.registry import add_site  # noqa: E402
 from footfall.stack.influxdb import InfluxDB  # noqa: E402
@@ -104,7 +110,8 @@ def hbase_rows(
             }
         )
         for dimension, values in bucket.breakdowns.items():
-            kind = EVENT_COUNTERS if dimension in EVENT_DIMENSIONS else SESSION_COUNTERS
+            event_scoped = dimension in EVENT_DIMENSIONS or dimension in EVENT_COMBINATIONS
+            kind = EVENT_COUNTERS if event_scoped else SESSION_COUNTERS
             for value, stats in values.items():
                 named = stats.as_dict()
                 rows.append(
