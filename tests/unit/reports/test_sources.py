@@ -12,13 +12,17 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import datasketches as ds
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.reference import reference
+from batch.store import Row as StoredRow
+from footfall.metrics import COUNTERS
+from tests.reference import EVENT_COMBO, reference
 from tests.unit.reports import fixtures as fx
 from tests.workload import workload
 from web.reports.accumulate import SeriesAcc, ValuesAcc
+from web.reports.filters import Filter
 from web.reports.handlers import Context, create_app
 from web.reports.history import BatchSpan, HBaseSource, day_spans
 from web.reports.local import DictStore, Read, read_series, read_values
@@ -184,3 +188,53 @@ async def test_filtered_series_is_null_where_no_source_has_rows(client: Client) 
     )
     assert covered["meta"]["complete"] is True
     assert covered["totals"]["sessions"] == want2
+
+
+class CombinationRows:
+    """A batch.store stand-in: the reference's rows of a dimension, as HBase rows."""
+
+    def breakdown(self, site: str, dimension: str, start: int, end: int) -> list[StoredRow]:
+        rows = []
+        for (s, minute), m in sorted(REF.items()):
+            if s != site or not start <= minute < end:
+                continue
+            for value, row in m.breakdowns[dimension].items():
+                sketches: dict[int, ds.hll_sketch] = {}
+                for visitor, rate in row.visitors.items():
+                    sketches.setdefault(rate, ds.hll_sketch(14, ds.tgt_hll_type.HLL_8))
+                    sketches[rate].update(visitor)
+                rows.append(
+                    StoredRow(
+                        minute,
+                        dict(row.counts),
+                        sample_rate_max=max(sketches, default=1),
+                        sketches={r: s.serialize_compact() for r, s in sketches.items()},
+                        dimension=dimension,
+                        value=value,
+                    )
+                )
+        return rows
+
+
+async def test_hbase_combination_rows_are_filtered_and_grouped_by_a_member() -> None:
+    source = HBaseSource(fx.settings(), fx.CONFIG)
+    source._store = CombinationRows()  # what _batch_store would open
+    flt = Filter((("country", "==", "IN"), ("device", "!=", "mobile")))
+    start, end = D0, D0 + DAY
+    want: dict[str, Counter[str]] = {}
+    for (_, minute), m in REF.items():
+        if start <= minute < end:
+            for value, row in m.breakdowns[EVENT_COMBO].items():
+                page, _, country, device = value.split("\x1f")
+                if country == "IN" and device != "mobile":
+                    want.setdefault(page, Counter()).update(row.counts)
+    assert len(want) > 2
+    values = ValuesAcc(fx.CONFIG)
+    await source.values(Read("alpha", "breakdown", EVENT_COMBO, flt, "page"), values, start, end)
+    pageviews = COUNTERS.index("pageviews")
+    got = {v: b.counts[pageviews] for v, b in values.values.items()}
+    assert got == {v: c["pageviews"] for v, c in want.items()}
+    series = SeriesAcc(fx.CONFIG, [start, end])
+    await source.series(Read("alpha", "filter", EVENT_COMBO, flt), series, start, end)
+    assert series.total.counts[pageviews] == sum(c["pageviews"] for c in want.values())
+    source.close()
