@@ -359,9 +359,11 @@ async def run(args: argparse.Namespace) -> None:
                 f"counting core: {counted['counting_core']})"
             )
             print(f"  worker peak RSS: {peak_rss_mib(worker.pid):,.0f} MiB")
+            collector = counted["gc"]
             print(
-                f"  garbage collector: {gc_share:.0%} of that time "
-                f"(thresholds {tuple(counted['gc']['thresholds'])})"
+                f"  garbage collector: {gc_share:.0%} of that time (thresholds "
+                f"{tuple(collector['thresholds'])}; since start, per generation: "
+                f"{collector['seconds']} s in {collector['collections']} collections)"
             )
             print(
                 "  changelog written: "
