@@ -88,6 +88,15 @@ class Settings(BaseSettings):
         description="Most bytes one fetch takes from a partition (KiB): the size of a batch "
         "when the worker is behind. Larger batches rewrite each touched bucket less often.",
     )
+    rocksdb_write_buffer_mb: int = Field(
+        16,
+        ge=1,
+        description="RocksDB memtable size of each table partition's database (MiB; two "
+        "per database at most). Every owned partition of every table has one.",
+    )
+    rocksdb_block_cache_mb: int = Field(
+        16, ge=1, description="RocksDB read cache of each table partition's database (MiB)."
+    )
     bucket_cache_mb: int = Field(
         128, ge=0, description="Memory for decoded minute buckets kept between batches (MiB)."
     )

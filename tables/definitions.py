@@ -11,13 +11,29 @@ from __future__ import annotations
 from footfall.app import app
 from footfall.settings import get_settings
 
-_partitions = get_settings().topic_partitions
+_settings = get_settings()
+_partitions = _settings.topic_partitions
+
+
+def _store_options() -> dict[str, int]:
+    """RocksDB sizes per partition database (a new dict each: Faust pops keys from it).
+
+    Faust's defaults (64 MiB memtables, three of them, and a 2 GiB read cache, per
+    database) would let a worker owning 8 partitions of 3 tables grow past 4 GiB.
+    """
+    return {
+        "write_buffer_size": _settings.rocksdb_write_buffer_mb * 2**20,
+        "max_write_buffer_number": 2,
+        "block_cache_size": _settings.rocksdb_block_cache_mb * 2**20,
+    }
+
 
 sessions_by_visitor = app.Table(
     "sessions_by_visitor",
     key_type=bytes,
     value_type=bytes,
     partitions=_partitions,
+    options=_store_options(),
     help="Current session and recent event ids per site|visitor (tables.sessions.Session).",
 )
 
@@ -26,6 +42,7 @@ minutes_by_site = app.Table(
     key_type=bytes,
     value_type=bytes,
     partitions=_partitions,
+    options=_store_options(),
     help="Metrics per site|minute|partition with sketches and breakdowns (tables.buckets).",
 )
 
@@ -34,5 +51,6 @@ archive_progress_by_partition = app.Table(
     key_type=bytes,
     value_type=bytes,
     partitions=_partitions,
+    options=_store_options(),
     help="Last events.raw offset written to the raw archive, per partition.",
 )
