@@ -81,10 +81,11 @@ def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 def make_events(n: int, seed: int = 5, events_per_session: float = 4.0) -> list[dict[str, Any]]:
     """`n` envelopes of ~560 bytes over the last two hours, in event_time order.
 
-    Visitors come in sessions of a geometric number of events (mean `events_per_session`;
-    1 makes every event a new visitor's bounce, the costliest case: every event opens a
-    session and new breakdown rows), 5 s to 2 min apart; each visitor keeps one country,
-    device, browser and os, and a third of them come back for another session.
+    Visitors come in visits of a geometric number of events (mean `events_per_session`;
+    1 makes nearly every event a one-event session, the costliest case: every event opens
+    a session and new breakdown rows), 5 s to 2 min apart; each visitor keeps one country,
+    device, browser and os, and a third of them come back for another visit (which joins
+    the first when it comes within the session timeout).
     """
     rng = random.Random(seed)
     now = int(time.time() * 1000)
@@ -439,7 +440,7 @@ def main() -> None:
         "--events-per-session",
         type=float,
         default=4.0,
-        help="mean events per session (1: every event a new visitor, the costliest case)",
+        help="mean events per visit (1: one-event sessions, the costliest case)",
     )
     parser.add_argument("--rate", type=float, default=2000, help="events/s for freshness")
     parser.add_argument("--seconds", type=float, default=15, help="freshness run length")
