@@ -32,7 +32,7 @@ import datasketches as ds
 import happybase
 import pyarrow as pa
 
-from footfall.metrics import DIMENSIONS
+from footfall.metrics import COMBINATIONS, DIMENSIONS
 from footfall.settings import Settings
 
 MINUTES: Final = "batch_minutes"
@@ -161,7 +161,8 @@ def decode_cells(cells: Mapping[bytes, bytes]) -> tuple[dict[str, int], dict[int
 def site_day_ranges(site: str, start_ms: int, end_ms: int) -> list[tuple[str, bytes, bytes]]:
     """(table, first key, stop key) of every row of a site in [start_ms, end_ms)."""
     ranges = [(MINUTES, minute_key(site, start_ms), minute_key(site, end_ms))]
-    for dimension in DIMENSIONS:
+    # Combination rows are breakdown rows too: a rerun must not leave a value it no longer has.
+    for dimension in (*DIMENSIONS, *COMBINATIONS):
         ranges.append(
             (
                 BREAKDOWNS,

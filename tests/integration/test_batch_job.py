@@ -35,7 +35,7 @@ from footfall.settings import Settings
 from footfall.visitors import SketchConfig
 from tests.integration import batchkit
 from tests.integration.streamkit import compare_influx, influx_minutes
-from tests.reference import Minute, reference
+from tests.reference import EVENT_COMBO, Minute, reference
 
 pytestmark = pytest.mark.integration
 
@@ -325,10 +325,15 @@ def test_full_run_empties_a_site_that_lost_its_events(
     connection = hbase.connect(settings)
     try:
         ghost = hbase.breakdown_key("ghost", "page", MIDNIGHT + 60_000, "/gone")
-        connection.table(hbase.BREAKDOWNS).put(ghost, {b"c:events": hbase.encode_int(1)})
+        combined = hbase.breakdown_key(
+            "ghost", EVENT_COMBO, MIDNIGHT + 60_000, "/gone\x1fdirect\x1fIN\x1fmobile"
+        )
+        for key in (ghost, combined):
+            connection.table(hbase.BREAKDOWNS).put(key, {b"c:events": hbase.encode_int(1)})
         markers.begin(connection, DAY2.isoformat(), ["ghost"], 1, all_sites=False)
         Reprocessor(settings, spark).run_day(DAY2, None, dry_run=False)
         assert connection.table(hbase.BREAKDOWNS).row(ghost) == {}
+        assert connection.table(hbase.BREAKDOWNS).row(combined) == {}
         marker = markers.markers(connection, "ghost")[DAY2]
         assert marker.state is DayState.DONE
         assert marker.values["read"] == 0
