@@ -11,7 +11,12 @@ Run: ``.venv/bin/python bench/stream.py`` with the stack up (``footfall stack up
    same backlog; its rate is events over the time from its first counted batch to the
    last event counted (the whole worker: sessions and buckets written to RocksDB and the
    changelog, the archive written, points sent to InfluxDB).
-4. Freshness: a `footfall gateway` publishes to the same topic while this script posts
+4. Steady state: `--sustained-rate` events/s (default 12,000, the mission's average) over
+   `--sustained-sites` shops are published straight to the topic for
+   `--sustained-seconds`, stamped as received at publish time; freshness p50/p95, events
+   per batch, the worker's CPU and changelog bytes per event are read from the worker and
+   /proc. The publisher shares the 2 cores.
+5. Freshness: a `footfall gateway` publishes to the same topic while this script posts
    `--rate` events/s for `--seconds` (batches of 10); the worker measures, per event, the
    time from the gateway's receipt (`received_at`, which precedes its 202) to the event
    being durably counted (bucket writes acknowledged by Kafka); p50 and p95 are read from
@@ -36,6 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +167,51 @@ async def publish(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> f
     finally:
         await producer.stop()
     return time.monotonic() - began
+
+
+async def publish_paced(
+    bootstrap: str,
+    topic: str,
+    events: list[dict[str, Any]],
+    rate: float,
+    seconds: float,
+    sites: int,
+) -> int:
+    """Publish `events` at `rate`/s for `seconds`, each stamped as received just now.
+
+    What a fleet of gateways would publish at that rate: the envelopes are the backlog's
+    visits, moved to the present and spread over `sites` shops (by visitor, so a visit
+    stays on one site). Returns how many were sent.
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    sent = 0
+    pending: list[asyncio.Future[Any]] = []
+    began = time.monotonic()
+    try:
+        while (elapsed := time.monotonic() - began) < seconds and sent < len(events):
+            due = min(len(events), int(elapsed * rate))
+            while sent < due:
+                event = dict(events[sent])
+                now = int(time.time() * 1000)
+                # A two-hour day compressed into the run: a visit's events come seconds apart.
+                event["event_time"] = event["ts"] = event["received_at"] = now
+                if sites > 1:
+                    event["site"] = f"{SITE}-{zlib.crc32(event['visitor'].encode()) % sites}"
+                key = kafka_key(event["site"], event["visitor"])
+                pending.append(await producer.send(topic, orjson.dumps(event), key=key))
+                sent += 1
+            await asyncio.sleep(0.002)
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def bare_consume(bootstrap: str, topic: str, partitions: int, total: int) -> float:
@@ -291,6 +342,45 @@ async def post_paced(
     return accepted, latencies
 
 
+async def sustained(
+    args: argparse.Namespace,
+    bootstrap: str,
+    topic: str,
+    session: aiohttp.ClientSession,
+    port: int,
+    worker: subprocess.Popen[bytes],
+) -> None:
+    """A steady `--sustained-rate` straight to Kafka: freshness, batch size, worker CPU."""
+    events = make_events(
+        int(args.sustained_rate * args.sustained_seconds),
+        seed=11,
+        events_per_session=args.events_per_session,
+    )
+    before = await stats(session, port)
+    since = int(time.time() * 1000)
+    cpu_before, wall_before = cpu_seconds(worker.pid), time.monotonic()
+    sent = await publish_paced(
+        bootstrap,
+        topic,
+        events,
+        args.sustained_rate,
+        args.sustained_seconds,
+        args.sustained_sites,
+    )
+    after = await wait_for(session, port, "events_seen", before["events_seen"] + sent, 120)
+    cpu = (cpu_seconds(worker.pid) - cpu_before) / (time.monotonic() - wall_before)
+    fresh = (await stats(session, port, since))["freshness_ms"]
+    batches = after["batches"] - before["batches"]
+    print(
+        f"sustained {args.sustained_rate:,.0f} events/s for {args.sustained_seconds:.0f} s "
+        f"over {args.sustained_sites} sites (straight to Kafka): "
+        f"freshness p50 {fresh['p50']} ms, p95 {fresh['p95']} ms; "
+        f"{sent / max(1, batches):,.0f} events per batch; worker CPU {cpu:.0%} of a core; "
+        f"changelog {(after['changelog_bytes'] - before['changelog_bytes']) / sent:,.0f} "
+        "bytes/event"
+    )
+
+
 async def run(args: argparse.Namespace) -> None:
     settings = get_settings()
     reason = Kafka(settings).check()
@@ -376,6 +466,9 @@ async def run(args: argparse.Namespace) -> None:
                 f"{counted['events_seen'] / max(1, counted['batches']):,.0f} events each on average"
             )
 
+            if args.sustained_rate > 0:
+                await sustained(args, settings.kafka_bootstrap, topic, session, web_port, worker)
+
             from footfall.sites.registry import add_site
 
             await add_site(
@@ -441,6 +534,19 @@ def main() -> None:
         type=float,
         default=4.0,
         help="mean events per visit (1: one-event sessions, the costliest case)",
+    )
+    parser.add_argument(
+        "--sustained-rate",
+        type=float,
+        default=12_000,
+        help="events/s published straight to Kafka for the steady-state run (0: skip it)",
+    )
+    parser.add_argument("--sustained-seconds", type=float, default=30)
+    parser.add_argument(
+        "--sustained-sites",
+        type=int,
+        default=200,
+        help="shops the steady-state events are spread over (1: one site takes all of it)",
     )
     parser.add_argument("--rate", type=float, default=2000, help="events/s for freshness")
     parser.add_argument("--seconds", type=float, default=15, help="freshness run length")

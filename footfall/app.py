@@ -42,6 +42,8 @@ def create_app(settings: Settings) -> BatchingApp:
         # not wait for events in flight: whatever is cut short is done again.
         stream_wait_empty=False,
         producer_acks=-1,
+        # Table records up to the changelog topics' own limit (tables/definitions.py).
+        producer_max_request_size=settings.changelog_record_max_mb * 2**20,
         broker_max_poll_records=settings.batch_max_events,
         consumer_max_fetch_size=settings.fetch_partition_max_kb * 1024,
         broker_session_timeout=settings.worker_session_timeout_s,

@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     rocksdb_block_cache_mb: int = Field(
         16, ge=1, description="RocksDB read cache of each table partition's database (MiB)."
     )
+    changelog_record_max_mb: int = Field(
+        32,
+        ge=1,
+        description="Largest table record the changelog topics take (their max.message.bytes "
+        "and the producer's request limit, MiB): a busy site's minute bucket with its "
+        "breakdowns is one record.",
+    )
     bucket_cache_mb: int = Field(
         128, ge=0, description="Memory for decoded minute buckets kept between batches (MiB)."
     )

@@ -34,6 +34,11 @@ class SketchConfig:
     def new(self) -> ds.hll_sketch:
         return ds.hll_sketch(self.lg_k, _TARGET_TYPES[self.hll_type])
 
+    def __reduce__(self) -> tuple[type[SketchConfig], tuple[int, HllType]]:
+        # Spark ships it to its executors: compiled (footfall/native.py), a frozen
+        # dataclass cannot be rebuilt by setting its fields one by one.
+        return (SketchConfig, (self.lg_k, self.hll_type))
+
 
 class Visitors:
     """The visitors of one bucket or breakdown row: an HLL sketch per sample rate."""

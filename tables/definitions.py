@@ -15,6 +15,11 @@ _settings = get_settings()
 _partitions = _settings.topic_partitions
 
 
+# A minute bucket is one record, and a busy site's (thousands of pages and their
+# combinations, each with a sketch) outgrows Kafka's 1 MiB default.
+_CHANGELOG_CONFIG = {"max.message.bytes": str(_settings.changelog_record_max_mb * 2**20)}
+
+
 def _store_options() -> dict[str, int]:
     """RocksDB sizes per partition database (a new dict each: Faust pops keys from it).
 
@@ -34,6 +39,7 @@ sessions_by_visitor = app.Table(
     value_type=bytes,
     partitions=_partitions,
     options=_store_options(),
+    extra_topic_configs=_CHANGELOG_CONFIG,
     help="Current session and recent event ids per site|visitor (tables.sessions.Session).",
 )
 
@@ -43,6 +49,7 @@ minutes_by_site = app.Table(
     value_type=bytes,
     partitions=_partitions,
     options=_store_options(),
+    extra_topic_configs=_CHANGELOG_CONFIG,
     help="Metrics per site|minute|partition with sketches and breakdowns (tables.buckets).",
 )
 
@@ -52,5 +59,6 @@ archive_progress_by_partition = app.Table(
     value_type=bytes,
     partitions=_partitions,
     options=_store_options(),
+    extra_topic_configs=_CHANGELOG_CONFIG,
     help="Last events.raw offset written to the raw archive, per partition.",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import orjson
 import pytest
 
 from footfall import native
+from footfall.visitors import SketchConfig
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -62,3 +64,9 @@ def test_the_sources_finder_serves_only_the_compiled_modules_sources() -> None:
     assert spec is not None
     assert spec.origin == str(ROOT / "tables" / "counting.py")
     assert finder.find_spec("tables.io", None) is None
+
+
+def test_a_sketch_config_travels_to_spark_executors() -> None:
+    # Spark pickles the batch job's closures; a compiled frozen dataclass needs __reduce__.
+    config = SketchConfig(12, "HLL_4")
+    assert pickle.loads(pickle.dumps(config)) == config
