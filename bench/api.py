@@ -12,7 +12,9 @@ Run: ``.venv/bin/python bench/api.py`` with the stack up (``footfall stack up``)
    into its tables (the live part of every report).
 3. Cold latency (first request of each, history cache empty) and then, per query, an
    open loop at `--rate` requests/s for `--seconds`: achieved rate, p50, p99, errors.
-   Queries: 30 days hourly, a 30-day page breakdown, 48 h by minute, 30 days by day.
+   Queries: 30 days hourly, a 30-day page breakdown, 48 h by minute, 30 days by day, and
+   two on combinations: 30 days hourly with `country==IN;device==mobile`, the pages of
+   visitors from IN over 30 days.
 
 Prints a table; asserts nothing. Goal (issue 5): p99 < 50 ms at 200 requests/s. The first
 row is a baseline run in the same script: the same open loop against the worker's
@@ -310,6 +312,11 @@ async def run(args: argparse.Namespace) -> None:
                     f"timeseries?from={min_iso(now - 48 * HOUR)}&to={min_iso(now)}&interval=minute"
                 ),
                 "30 d daily timeseries": f"timeseries?{days30}&interval=day",
+                # Filters on two dimensions, answered from the combination rows.
+                "30 d hourly, 2 filters": (
+                    f"timeseries?{days30}&interval=hour&filters=country==IN;device==mobile"
+                ),
+                "30 d pages of IN": f"breakdown?{days30}&dimension=page&filters=country==IN",
             }
             # The baseline: the same open loop against the worker's /healthz (same web
             # server, event loop and client, no report work), run first.
