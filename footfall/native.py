@@ -39,8 +39,10 @@ NATIVE_MODULES = (
     "tables.buckets",
     "tables.counting",
 )
-#: mypyc's group: its shared library, `counting_core__mypyc.<abi>.so`, lands in the project root.
-GROUP = "counting_core"
+#: mypyc's group: its shared library is the module `footfall.counting_core__mypyc`, inside
+#: the package so that it imports wherever the package does (an editable install maps the
+#: packages, not the project root).
+GROUP = "footfall.counting_core"
 PURE_PYTHON_ENV = "FOOTFALL_PURE_PYTHON"
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = Path(__file__).with_name("native.json")
@@ -142,7 +144,9 @@ def clean() -> None:
     """Remove the compiled modules: the sources run again."""
     for module in NATIVE_MODULES:
         extension_of(module).unlink(missing_ok=True)
-    for library in ROOT.glob(f"{GROUP}__mypyc*{_SUFFIX}"):
+    for library in ROOT.joinpath(*GROUP.split(".")[:-1]).glob(
+        f"{GROUP.rsplit('.', 1)[-1]}__mypyc*{_SUFFIX}"
+    ):
         library.unlink()
     RECORD.unlink(missing_ok=True)
 

@@ -45,6 +45,23 @@ def test_the_compiled_core_writes_the_same_records_as_the_sources() -> None:
     assert compiled["digest"] == sources["digest"]
 
 
+def test_the_compiled_core_imports_outside_the_project_directory(tmp_path: Path) -> None:
+    # Spark's Python workers and Airflow's tasks start elsewhere; an editable install maps
+    # the packages only, so mypyc's shared library must live inside one.
+    assert native.built(), "the counting core is not compiled: run `footfall native build`"
+    env = {k: v for k, v in os.environ.items() if k not in (native.PURE_PYTHON_ENV, "PYTHONPATH")}
+    out = subprocess.run(
+        [sys.executable, "-c", "import tables.counting, footfall.native as n; print(n.compiled())"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "True"
+
+
 def test_a_source_changed_since_the_build_is_stale(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
