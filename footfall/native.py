@@ -2,14 +2,14 @@
 
 The modules in NATIVE_MODULES are plain typed Python. `footfall native build`
 (scripts/bootstrap runs it) compiles them with mypyc into extension modules beside their
-sources, which runs the counting about 1.6 times as fast (bench/stream.py prints which one
-ran). An extension module shadows its .py on import, so an edited source that was not
-rebuilt would silently run the old code: the build records a digest of each source
-(`footfall/native.json`, not in git), and when the `footfall` package is imported (first:
-`tables` imports it), if any source differs from its record, or `FOOTFALL_PURE_PYTHON` is
-set, every one of them is imported from its source instead (with one warning for a stale
-build). All or none: the
-compiled modules reach into each other's compiled classes.
+sources: the core counts 1.3-1.6 times as fast, the worker 1.2-1.3 times (bench/stream.py
+prints which one ran). An extension module shadows its .py on import, so an edited source
+that was not rebuilt would silently run the old code: the build records a digest of each
+source (`footfall/native.json`, not in git), and when the `footfall` package is imported
+(first: `tables` imports it), if any source differs from its record, or
+`FOOTFALL_PURE_PYTHON` is set, every one of them is imported from its source instead (with
+one warning for a stale build). All or none: the compiled modules reach into each other's
+compiled classes.
 
 No compiler, no mypy or a failed build leave the sources in use: the same code, slower.
 """
