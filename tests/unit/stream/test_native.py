@@ -18,19 +18,26 @@ from footfall.visitors import SketchConfig
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _count_in_subprocess(pure: bool) -> dict[str, object]:
-    env = {k: v for k, v in os.environ.items() if k != native.PURE_PYTHON_ENV}
+def _python_says(args: list[str], cwd: Path, *, pure: bool = False) -> str:
+    """The last line a fresh interpreter prints: compiled core, or sources with `pure`."""
+    env = {k: v for k, v in os.environ.items() if k not in (native.PURE_PYTHON_ENV, "PYTHONPATH")}
     if pure:
         env[native.PURE_PYTHON_ENV] = "1"
     out = subprocess.run(
-        [sys.executable, "-m", "tests.unit.stream.native_digest"],
-        cwd=ROOT,
+        [sys.executable, *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
+        text=True,
         check=True,
         timeout=240,
     )
-    result: dict[str, object] = orjson.loads(out.stdout.splitlines()[-1])
+    return out.stdout.splitlines()[-1]
+
+
+def _count_in_subprocess(pure: bool) -> dict[str, object]:
+    said = _python_says(["-m", "tests.unit.stream.native_digest"], ROOT, pure=pure)
+    result: dict[str, object] = orjson.loads(said)
     return result
 
 
@@ -49,17 +56,8 @@ def test_the_compiled_core_imports_outside_the_project_directory(tmp_path: Path)
     # Spark's Python workers and Airflow's tasks start elsewhere; an editable install maps
     # the packages only, so mypyc's shared library must live inside one.
     assert native.built(), "the counting core is not compiled: run `footfall native build`"
-    env = {k: v for k, v in os.environ.items() if k not in (native.PURE_PYTHON_ENV, "PYTHONPATH")}
-    out = subprocess.run(
-        [sys.executable, "-c", "import tables.counting, footfall.native as n; print(n.compiled())"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    assert out.stdout.strip() == "True"
+    probe = "import tables.counting, footfall.native as n; print(n.compiled())"
+    assert _python_says(["-c", probe], tmp_path) == "True"
 
 
 def test_a_source_changed_since_the_build_is_stale(
