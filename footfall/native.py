@@ -91,9 +91,10 @@ def activate() -> bool:
     """Choose compiled modules or sources before any is imported; True if compiled."""
     if not built():
         return False
-    stale = stale_modules()
-    if os.environ.get(PURE_PYTHON_ENV, "").lower() in ("1", "true", "yes") or stale:
-        if stale and not os.environ.get(PURE_PYTHON_ENV):
+    pure = os.environ.get(PURE_PYTHON_ENV, "").lower() in ("1", "true", "yes")
+    stale = [] if pure else stale_modules()
+    if pure or stale:
+        if stale:
             log.warning(
                 "compiled %s out of date with its source: running the sources "
                 "(rebuild with `footfall native build`)",
