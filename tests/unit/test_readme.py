@@ -8,6 +8,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_readme_holds_the_generated_settings_table() -> None:
-    assert settings_table() in README.read_text(), (
+    readme = README.read_text()
+    assert settings_table() in readme, (
         "README settings table is stale: run `python -m footfall.settings_doc` and paste it"
     )
+    assert readme.count("<!-- settings:begin") == 1, "the settings table is in the README twice"
