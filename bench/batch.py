@@ -61,6 +61,7 @@ from footfall.influx import quote_ident
 from footfall.metrics import DAY_MS
 from footfall.settings import Settings, get_settings
 from footfall.spark_session import build_session
+from footfall.stack.base import proc_status_kib
 from footfall.stack.influxdb import InfluxDB
 
 DAY = date(2026, 11, 2)  # recent enough for InfluxDB's 400-day retention
@@ -232,17 +233,6 @@ def archive_for(settings: Settings, n: int) -> tuple[Path, int]:
 
 
 # --- memory ------------------------------------------------------------------------------------
-def _rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for text in handle:
-                if text.startswith("VmRSS:"):
-                    return int(text.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def _children(pid: int) -> list[int]:
     """Children of every thread of pid (the JVM forks its Python workers from its threads)."""
     found: list[int] = []
@@ -280,12 +270,12 @@ class Peaks:
         import os
 
         me = os.getpid()
-        driver = _rss_kib(me)
+        driver = proc_status_kib(me, "VmRSS")
         jvm = workers = 0
         stack = _children(me)
         while stack:
             pid = stack.pop()
-            rss = _rss_kib(pid)
+            rss = proc_status_kib(pid, "VmRSS")
             if _name(pid) == "java":
                 jvm += rss
             elif _name(pid).startswith("python"):

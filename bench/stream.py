@@ -56,6 +56,7 @@ sys.path.insert(0, str(ROOT))
 from footfall.events import ENVELOPE_FIELD_NAMES, kafka_key  # noqa: E402
 from footfall.influx import quote_ident  # noqa: E402
 from footfall.settings import get_settings  # noqa: E402
+from footfall.stack.base import proc_stat, proc_status_kib  # noqa: E402
 from footfall.stack.influxdb import InfluxDB  # noqa: E402
 from footfall.stack.kafka import Kafka  # noqa: E402
 from footfall.topics import ensure_topic  # noqa: E402
@@ -68,14 +69,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def peak_rss_mib(pid: int) -> float:
-    """A running process's peak resident memory (Linux /proc), MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -209,8 +202,10 @@ async def publish_paced(
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """CPU time (user + system) a running process has used so far (Linux /proc)."""
+    fields = proc_stat(pid)
+    if fields is None:
+        raise SystemExit(f"process {pid} is gone")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -449,7 +444,7 @@ async def run(args: argparse.Namespace) -> None:
                 f"worker: {worker_rate:,.0f} events/s  (ratio {worker_rate / bare_rate:.2f}; "
                 f"counting core: {counted['counting_core']})"
             )
-            print(f"  worker peak RSS: {peak_rss_mib(worker.pid):,.0f} MiB")
+            print(f"  worker peak RSS: {proc_status_kib(worker.pid, 'VmHWM') / 1024:,.0f} MiB")
             collector = counted["gc"]
             print(
                 f"  garbage collector: {gc_share:.0%} of that time (thresholds "

@@ -40,7 +40,7 @@ def log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _proc_stat(pid: int) -> list[str] | None:
+def proc_stat(pid: int) -> list[str] | None:
     """Fields of /proc/PID/stat after the command name (state is [0]), or None when gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -49,9 +49,21 @@ def _proc_stat(pid: int) -> list[str] | None:
     return stat.rsplit(")", 1)[1].split()
 
 
+def proc_status_kib(pid: int, field: str) -> int:
+    """A memory line of /proc/PID/status (`VmRSS`, `VmHWM`...), in KiB; 0 when gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    return 0
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists and is not a zombie."""
-    fields = _proc_stat(pid)
+    fields = proc_stat(pid)
     return fields is not None and fields[0] != "Z"
 
 
@@ -61,7 +73,7 @@ def process_start_ticks(pid: int) -> str:
     A pid file stores both, so a pid reused by an unrelated process after ours died is never
     taken for ours (and never signalled by `down`).
     """
-    fields = _proc_stat(pid)
+    fields = proc_stat(pid)
     return fields[19] if fields is not None else ""
 
 

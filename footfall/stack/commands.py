@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from footfall.settings import get_settings
-from footfall.stack.base import Service, StackError
+from footfall.stack.base import Service, StackError, proc_status_kib
 from footfall.stack.services import SERVICE_NAMES, build_services
 
 
@@ -20,13 +20,7 @@ def _rss_kib(pid: int) -> int:
     pending = [pid]
     while pending:
         current = pending.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
+        total += proc_status_kib(current, "VmRSS")
         children = Path(f"/proc/{current}/task/{current}/children")
         with contextlib.suppress(OSError):
             pending.extend(int(child) for child in children.read_text().split())
