@@ -12,12 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from footfall.metrics import (
-    COMBINATIONS,
-    COUNTERS,
-    EVENT_DIMENSIONS,
-    SESSION_DIMENSIONS,
-)
+from footfall.metrics import COUNTERS
 from footfall.visitors import SketchConfig, Visitors
 from tables.codec import CodecError, Reader, Writer
 
@@ -30,7 +25,6 @@ BOUNCES: Final = COUNTERS.index("bounces")
 DURATION_SUM: Final = COUNTERS.index("duration_sum")
 N_COUNTERS: Final = len(COUNTERS)
 
-KNOWN_DIMENSIONS: Final = frozenset((*EVENT_DIMENSIONS, *SESSION_DIMENSIONS, *COMBINATIONS))
 _VERSION: Final = 1
 _SEP: Final = "|"
 
