@@ -2,21 +2,30 @@
 
 One actor per partition (isolated_partitions); each stream event is a RecordBatch, one
 partition's fetched records in offset order (footfall.record_batches), so every table
-write lands in that partition's changelog. Per batch:
+write lands in that partition's changelog.
 
-1. tables.counting applies the events (skipping what a record already holds, by offset);
-2. every changed bucket is written once: to the changelog, and once Kafka has them all,
+Batches are applied to the partition's open *interval* (tables.counting applies the
+events, skipping what a record already holds, by offset); the interval is written when
+nothing more of the partition is waiting (neither queued for the actor nor in Kafka past
+the batch), or once it is `write_interval_ms` old or `write_interval_max_events` large.
+A worker that keeps up thus writes every batch at once; one that is behind writes each
+touched bucket and session once per interval instead of once per batch, as Kafka Streams'
+record cache coalesces a key's updates between commits. Writing an interval:
+
+1. every changed bucket is written once: to the changelog, and once Kafka has them all,
    to RocksDB (tables.io says why in that order);
-3. only then every changed session is written, the same way: a session
+2. only then every changed session is written, the same way: a session
    record in the changelog implies that the bucket contributions it led to are there too,
    which is what lets a replay skip an event for a session that already has it
    (docs/stream.md, "Crashes");
-4. the changed buckets are marked dirty for the InfluxDB sink.
+3. the changed buckets are marked dirty for the InfluxDB sink.
 
-The events are acked (and later committed) only after all of that, so a committed offset
-never runs ahead of the changelog. A batch under way when its actor is stopped (a
-rebalance, a shutdown) is finished first, so that none of its changelog records is still
-in flight when the partition's next owner (maybe this worker) recovers the tables.
+The interval's batches are acked (and later committed) only after all of that, so a
+committed offset never runs ahead of the changelog; a crash loses an unwritten interval
+and its batches are read again. An actor being stopped (a rebalance, a shutdown) finishes
+the batch under way and writes its interval first, so that none of its changelog records
+is still in flight when the partition's next owner (maybe this worker) recovers the
+tables.
 """
 
 from __future__ import annotations
@@ -41,13 +50,16 @@ from agents.topics import events_topic
 from footfall import native, tracing
 from footfall.app import app
 from footfall.influx import InfluxClient
+from footfall.observability import observe_many
 from footfall.record_batches import RecordBatch, batch_of
 from footfall.settings import Settings, get_settings
 from footfall.visitors import SketchConfig
 from tables import io
 from tables.bucket_cache import BucketCache
+from tables.buckets import Bucket
 from tables.counting import BatchCounter, BatchResult, CountingRules
 from tables.definitions import minutes_by_site, sessions_by_visitor
+from tables.sessions import Session
 
 log = logging.getLogger(__name__)
 _tracer = tracing.tracer("agents.count")
@@ -88,6 +100,9 @@ class CountStats:
     changelog_bytes: int = 0  # keys and values of the bucket and session records written
     malformed: int = 0
     batches: int = 0
+    intervals: int = 0  # writes of the counted batches (several batches each when behind)
+    first_batch_ms: int | None = None  # wall clock when the first batch was taken up
+    last_write_ms: int | None = None  # wall clock when the last interval was written
     offsets: dict[int, int] = field(default_factory=dict)  # partition -> last offset done
     stream_time: dict[int, int] = field(default_factory=dict)  # partition -> newest received_at
     #: (received_at, counted_at - received_at) of recent events, ms: gateway receipt to
@@ -112,6 +127,9 @@ class CountStats:
             "changelog_bytes": self.changelog_bytes,
             "malformed": self.malformed,
             "batches": self.batches,
+            "intervals": self.intervals,
+            "first_batch_ms": self.first_batch_ms,
+            "last_write_ms": self.last_write_ms,
             "offsets": {str(p): o for p, o in sorted(self.offsets.items())},
             "freshness_ms": freshness,
             "influx_pending": sink.pending(),
@@ -157,15 +175,71 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+def _has_queued(stream: StreamT[RecordBatch]) -> bool:
+    """Whether the actor's channel holds further batches (its partition's, isolated)."""
+    channel: Any = stream.channel
+    return not channel.empty()
+
+
 def _producer_running() -> bool:
     # Under agent.test_context() no producer runs and changelog sends never complete.
     return bool(app.producer.started)
 
 
-async def count_batch(event: EventT[RecordBatch]) -> BatchResult:
-    """Apply one partition's RecordBatch and write what changed (module docstring)."""
+@dataclass
+class Interval:
+    """One partition's batches counted since its records were last written (module docstring)."""
+
+    counter: BatchCounter
+    buckets: dict[bytes, Bucket] = field(default_factory=dict)
+    sessions: dict[bytes, Session] = field(default_factory=dict)
+    events: list[EventT[RecordBatch]] = field(default_factory=list)
+    received: list[int] = field(default_factory=list)  # received_at of each countable event
+    seen: int = 0
+    applied: int = 0
+    stream_time: int = 0
+    last_offset: int = -1
+    opened: float = field(default_factory=time.monotonic)
+
+    def add(self, event: EventT[RecordBatch], batch: RecordBatch, result: BatchResult) -> None:
+        self.buckets.update(result.buckets)
+        self.sessions.update(result.sessions)
+        self.events.append(event)
+        self.seen += len(batch)
+        self.applied += result.applied
+        self.stream_time = max(self.stream_time, result.stream_time)
+        self.last_offset = batch.last_offset
+
+    def due(self, now: float) -> bool:
+        """Whether the interval is as long or as large as `LIMITS` let one be."""
+        return (now - self.opened) * 1000 >= LIMITS.max_ms or self.seen >= LIMITS.max_events
+
+
+@dataclass(frozen=True)
+class IntervalLimits:
+    """How long and how large an interval may grow while batches are queued behind it."""
+
+    max_ms: int
+    max_events: int
+
+
+LIMITS = IntervalLimits(_settings.write_interval_ms, _settings.write_interval_max_events)
+
+
+#: Per partition, the interval counted and not written yet (at most one; under its lock).
+INTERVALS: dict[int, Interval] = {}
+
+
+async def count_batch(event: EventT[RecordBatch], *, more_queued: bool = False) -> None:
+    """Apply one partition's RecordBatch; write the partition's interval unless more is queued.
+
+    `more_queued`: the actor has further batches of the partition waiting, so the writes
+    can wait for them, within the interval's limits (module docstring).
+    """
     batch = batch_of(event.value)
     partition = batch.partition
+    if STATS.first_batch_ms is None:
+        STATS.first_batch_ms = int(time.time() * 1000)
     pairs: list[tuple[int, Mapping[str, Any]]] = []
     for offset, envelope in batch.envelopes():
         if not is_countable(envelope):
@@ -174,50 +248,79 @@ async def count_batch(event: EventT[RecordBatch]) -> BatchResult:
             log.warning("%s p%d o%d: not a countable envelope", batch.topic, partition, offset)
             continue
         pairs.append((offset, envelope))
-    counter = BatchCounter(
-        RULES,
-        load_session=io.partition_getter(sessions_by_visitor, partition),
-        load_bucket=io.partition_getter(minutes_by_site, partition),
-        cache=BUCKETS,
-    )
-    send = _producer_running()
     # One batch of a partition at a time, reads to writes: should two actors ever hold
     # the same partition (an actor restarted while its old channel still gets records),
-    # the second finds the first one's offsets and skips, instead of both reading the
-    # same records and the slower one writing an older session over a newer one.
+    # the second continues the first one's interval and skips what it counted, instead of
+    # both reading the same records and the slower one writing an older session over a
+    # newer one.
     async with _PARTITION_LOCKS[partition]:
-        with io.in_partition(event):
-            with _collector_paused():
-                result = counter.apply(partition, pairs)
-                buckets = [(key, bucket.encode()) for key, bucket in result.buckets.items()]
-            await io.put_many(minutes_by_site, partition, buckets, send=send)
-            for (key, encoded), bucket in zip(buckets, result.buckets.values(), strict=True):
-                BUCKETS.keep(key, bucket, encoded)
-            # Only now, with every bucket of the batch in Kafka, the sessions (module docstring).
-            with _collector_paused():
-                sessions = [(key, session.encode()) for key, session in result.sessions.items()]
-            await io.put_many(sessions_by_visitor, partition, sessions, send=send)
-    for key, bucket in result.buckets.items():
+        interval = INTERVALS.get(partition)
+        if interval is None:
+            interval = INTERVALS[partition] = Interval(
+                BatchCounter(
+                    RULES,
+                    load_session=io.partition_getter(sessions_by_visitor, partition),
+                    load_bucket=io.partition_getter(minutes_by_site, partition),
+                    cache=BUCKETS,
+                )
+            )
+        try:
+            with io.in_partition(event), _collector_paused():
+                result = interval.counter.apply(partition, pairs)
+        except BaseException:
+            # Half applied: nothing of the interval may be written, nor its batches acked
+            # (they are read again after the restart that follows).
+            del INTERVALS[partition]
+            raise
+        interval.add(event, batch, result)
+        interval.received.extend(envelope["received_at"] for _, envelope in pairs)
+        if not more_queued or interval.due(time.monotonic()):
+            await _write(partition, interval)
+
+
+async def write_interval(partition: int) -> None:
+    """Write the partition's interval, if it has one (an actor stopping, the timer)."""
+    async with _PARTITION_LOCKS[partition]:
+        interval = INTERVALS.get(partition)
+        if interval is not None:
+            await _write(partition, interval)
+
+
+async def _write(partition: int, interval: Interval) -> None:
+    """Write what the interval changed, then ack its batches (module docstring). Under the lock."""
+    del INTERVALS[partition]
+    send = _producer_running()
+    with io.in_partition(interval.events[-1]):
+        with _collector_paused():
+            buckets = [(key, bucket.encode()) for key, bucket in interval.buckets.items()]
+        await io.put_many(minutes_by_site, partition, buckets, send=send)
+        for (key, encoded), bucket in zip(buckets, interval.buckets.values(), strict=True):
+            BUCKETS.keep(key, bucket, encoded)
+        # Only now, with every bucket of the interval in Kafka, the sessions.
+        with _collector_paused():
+            sessions = [(key, session.encode()) for key, session in interval.sessions.items()]
+        await io.put_many(sessions_by_visitor, partition, sessions, send=send)
+    for key, bucket in interval.buckets.items():
         sink.mark(key, bucket_line(key, bucket))
 
-    counted_at = int(time.time() * 1000)
-    STATS.batches += 1
-    STATS.events_seen += len(batch)
-    METRICS.events_processed.labels("count_events").inc(len(batch))
-    STATS.events_applied += result.applied
+    counted_at = STATS.last_write_ms = int(time.time() * 1000)
+    STATS.batches += len(interval.events)
+    STATS.intervals += 1
+    STATS.events_seen += interval.seen
+    METRICS.events_processed.labels("count_events").inc(interval.seen)
+    STATS.events_applied += interval.applied
     STATS.changelog_bytes += sum(len(k) + len(v) for k, v in buckets) + sum(
         len(k) + len(v) for k, v in sessions
     )
-    STATS.offsets[partition] = batch.last_offset
-    if result.stream_time > STATS.stream_time.get(partition, 0):
-        STATS.stream_time[partition] = result.stream_time
-    STATS.freshness.extend(
-        (envelope["received_at"], counted_at - envelope["received_at"]) for _, envelope in pairs
+    STATS.offsets[partition] = interval.last_offset
+    if interval.stream_time > STATS.stream_time.get(partition, 0):
+        STATS.stream_time[partition] = interval.stream_time
+    STATS.freshness.extend((received, counted_at - received) for received in interval.received)
+    observe_many(
+        METRICS.freshness, [(counted_at - received) / 1000 for received in interval.received]
     )
-    observe = METRICS.freshness.observe
-    for _, envelope in pairs:
-        observe((counted_at - envelope["received_at"]) / 1000)
-    return result
+    for event in interval.events:
+        event.ack()
 
 
 @app.agent(events_topic, isolated_partitions=True)
@@ -229,24 +332,51 @@ async def count_events(stream: StreamT[RecordBatch]) -> None:
     # The worker's log setup leaves aiokafka at DEBUG, and its producer builds a log
     # record for every message sent: thousands per batch here.
     logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLogger().level))
-    async for event in stream.events():
-        # The stream acks an event when the next one is asked for, and also when the
-        # actor is stopped in the middle of it (a rebalance, a shutdown). Our own
-        # reference, released only once the batch's writes are in Kafka, keeps an
-        # interrupted batch from being committed.
-        event.message.incref()
-        if tracing.enabled():
-            # One span per batch, linked to the gateway requests whose events it holds
-            # (their `traceparent` Kafka headers).
+    partitions: set[int] = set()
+    try:
+        async for event in stream.events():
+            # The stream acks an event when the next one is asked for, and also when the
+            # actor is stopped in the middle of it (a rebalance, a shutdown). Our own
+            # reference, released only once the batch's writes are in Kafka (its interval
+            # written), keeps a batch counted but not written from being committed.
+            event.message.incref()
             batch = batch_of(event.value)
-            links = tracing.links_from_headers(record.headers for record in batch.records)
-            with _tracer.start_as_current_span(
-                "count_events batch",
-                kind=SpanKind.CONSUMER,
-                links=links,
-                attributes={"messaging.batch.message_count": len(batch)},
-            ):
-                await io.uninterrupted(count_batch(event))
-        else:
-            await io.uninterrupted(count_batch(event))
-        event.ack()
+            partitions.add(batch.partition)
+            more_queued = batch.more_in_partition or _has_queued(stream)
+            if tracing.enabled():
+                # One span per batch, linked to the gateway requests whose events it holds
+                # (their `traceparent` Kafka headers).
+                links = tracing.links_from_headers(record.headers for record in batch.records)
+                with _tracer.start_as_current_span(
+                    "count_events batch",
+                    kind=SpanKind.CONSUMER,
+                    links=links,
+                    attributes={"messaging.batch.message_count": len(batch)},
+                ):
+                    await io.uninterrupted(count_batch(event, more_queued=more_queued))
+            else:
+                await io.uninterrupted(count_batch(event, more_queued=more_queued))
+            event.ack()
+    except asyncio.CancelledError:
+        # Stopped (a rebalance, a shutdown): what this actor counted is written before it
+        # stops, so that none of it is in flight when the partition's next owner (maybe
+        # this worker) recovers the tables, and its batches get committed.
+        for partition in partitions:
+            await io.uninterrupted(write_interval(partition))
+        raise
+
+
+async def write_due_intervals() -> None:
+    """Write intervals older than `write_interval_ms` (app timer).
+
+    An actor writes its interval when it finds nothing queued after a batch, or when the
+    interval is due at its next batch; this covers the queue emptied without a next batch
+    (Faust clears channel queues when it resumes after a rebalance).
+    """
+    now = time.monotonic()
+    for partition, interval in list(INTERVALS.items()):
+        if interval.due(now):
+            await io.uninterrupted(write_interval(partition))
+
+
+app.timer(interval=max(0.1, LIMITS.max_ms / 1000))(write_due_intervals)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -287,6 +288,32 @@ BATCH_METRICS: Final = (
     BATCH_EVENTS_READ,
 )
 ALL_METRICS: Final = GATEWAY_METRICS + WORKER_METRICS + BATCH_METRICS
+
+
+def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
+    """`histogram.observe(a)` for each of `amounts`, with one increment per bucket touched.
+
+    The counting agent observes the freshness of every event it writes, 100,000s per
+    second when catching up; `observe` takes a lock and walks the bounds per value. This
+    relies on prometheus_client's fields (`_upper_bounds`, `_buckets`, `_sum`, stable
+    since 0.4); without them it observes one by one.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total_value = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total_value is None:
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    counts = [0] * len(bounds)
+    total = 0.0
+    for amount in amounts:
+        counts[bisect_left(bounds, amount)] += 1  # the first bound >= amount; the last is +Inf
+        total += amount
+    total_value.inc(total)
+    for bucket, count in zip(buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
 
 
 def by_series_name() -> dict[str, MetricSpec]:

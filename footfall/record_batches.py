@@ -58,12 +58,20 @@ class KafkaRecord(Protocol):
 class RecordBatch:
     """Records of one partition in offset order, decoded once for every agent that reads them."""
 
-    __slots__ = ("_envelopes", "partition", "records", "topic")
+    __slots__ = ("_envelopes", "highwater", "partition", "records", "topic")
 
-    def __init__(self, topic: str, partition: int, records: Sequence[KafkaRecord]) -> None:
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        records: Sequence[KafkaRecord],
+        highwater: int | None = None,
+    ) -> None:
         self.topic = topic
         self.partition = partition
         self.records = records
+        #: The partition's end offset when the records were fetched (None: not known).
+        self.highwater = highwater
         self._envelopes: list[tuple[int, Any]] | None = None
 
     @property
@@ -76,6 +84,11 @@ class RecordBatch:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    @property
+    def more_in_partition(self) -> bool:
+        """Whether the partition held records past this batch when it was fetched (a backlog)."""
+        return self.highwater is not None and self.last_offset + 1 < self.highwater
 
     def envelopes(self) -> list[tuple[int, Any]]:
         """(offset, JSON value) per record; None for a value that is not JSON."""
@@ -165,9 +178,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                     fresh = [r for r in tp_records if expected is None or r.offset >= expected]
                     if not fresh:
                         continue
-                    app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    highwater = self.highwater(tp)
+                    app.monitor.track_tp_end_offset(tp, highwater)
                     if tp.topic in batched:
-                        if not await self._deliver_batch(tp, fresh, generation):
+                        if not await self._deliver_batch(tp, fresh, generation, highwater):
                             await self._read_again_later(tp, fresh[0].offset)
                             continue
                     else:
@@ -187,13 +201,15 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 return
             raise
 
-    async def _deliver_batch(self, tp: TP, records: list[Any], generation: int) -> bool:
+    async def _deliver_batch(
+        self, tp: TP, records: list[Any], generation: int, highwater: int | None
+    ) -> bool:
         """Hand the records to every reader's channel; False (nothing done) if one is missing."""
         index = self.app.topics._tp_index  # type: ignore[attr-defined]
         channels = list(index.get(tp, ()))
         if len(channels) < readers_of(self.app.agents.values(), tp.topic):
             return False
-        batch = RecordBatch(tp.topic, tp.partition, records)
+        batch = RecordBatch(tp.topic, tp.partition, records, highwater)
         message = BatchMessage(batch, generation)
         message.incref(len(channels))
         event = Event(self.app, None, batch, None, message)

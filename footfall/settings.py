@@ -104,6 +104,18 @@ class Settings(BaseSettings):
         "and the producer's request limit, MiB): a busy site's minute bucket with its "
         "breakdowns is one record.",
     )
+    write_interval_ms: int = Field(
+        2000,
+        ge=0,
+        description="Longest a partition's counted events wait to be written while more are "
+        "queued behind them (ms): a worker that is behind writes each touched bucket and "
+        "session once per interval, not once per batch. 0: write every batch.",
+    )
+    write_interval_max_events: int = Field(
+        200_000,
+        ge=1,
+        description="Most events of a partition counted before their records are written.",
+    )
     bucket_cache_mb: int = Field(
         128, ge=0, description="Memory for decoded minute buckets kept between batches (MiB)."
     )

@@ -127,13 +127,20 @@ class BatchCounter:
         self._load_bucket = load_bucket
         self._cache = cache
         self._timeout_s = rules.session_timeout_s
-
-    def apply(self, partition: int, batch: Iterable[tuple[int, Mapping[str, Any]]]) -> BatchResult:
-        """Apply (offset, envelope) pairs, in offset order, of one partition."""
-        result = BatchResult()
-        self._result = result
+        # Records as the batches applied so far left them (None: no such session). Kept
+        # from one apply to the next: a counter whose results are not written yet
+        # (agents/count.py writes them per interval) must see its own changes.
         self._sessions: dict[bytes, Session | None] = {}
         self._buckets: dict[bytes, Bucket] = {}
+
+    def apply(self, partition: int, batch: Iterable[tuple[int, Mapping[str, Any]]]) -> BatchResult:
+        """Apply (offset, envelope) pairs, in offset order, of one partition.
+
+        The result holds the records this batch changed. Applies after the first one read
+        records through the loaders only if no earlier apply of this counter read them.
+        """
+        result = BatchResult()
+        self._result = result
         self._moves: dict[bytes, _PendingMove] = {}
         for offset, event in batch:
             received = event["received_at"]

@@ -15,10 +15,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from footfall import dogstatsd, logs
 from footfall.observability import (
     BATCH_LAST_SUCCESS,
+    WORKER_FRESHNESS_SECONDS,
     BatchRun,
     WorkerMetrics,
     batch_registry,
     by_statsd_name,
+    observe_many,
     push_batch_metrics,
 )
 from footfall.settings import get_settings
@@ -281,3 +283,19 @@ def test_batch_metrics_are_pushed_with_pushadd() -> None:
         ("POST", "/metrics/job/footfall_batch")
     ]
     assert b"footfall_batch_last_success_timestamp_seconds 160.0" in requests[0][2]
+
+
+def test_observe_many_gives_the_page_of_observing_one_by_one() -> None:
+    amounts = [0.0, 0.004, 0.005, 0.3, 1.0, 2.5, 7.0, 59.9, 600.0, 10**6, -1.0]
+    one, many = CollectorRegistry(), CollectorRegistry()
+    one_by_one = WORKER_FRESHNESS_SECONDS.histogram(one)
+    for amount in amounts:
+        one_by_one.observe(amount)
+    observe_many(WORKER_FRESHNESS_SECONDS.histogram(many), amounts)
+
+    def page(registry: CollectorRegistry) -> str:  # less the creation time, which differs
+        lines = generate_latest(registry).decode().splitlines()
+        return "\n".join(line for line in lines if "_created" not in line)
+
+    assert page(many) == page(one)
+    assert "footfall_worker_freshness_seconds_count 11.0" in page(many)

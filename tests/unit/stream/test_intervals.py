@@ -1,0 +1,108 @@
+"""Batches queued behind each other are written once per interval (agents/count.py)."""
+
+from __future__ import annotations
+
+import time
+import zlib
+
+import orjson
+import pytest
+
+from agents import count
+from footfall.events import kafka_key
+from tables.bucket_cache import BucketCache
+from tables.counting import BatchCounter
+from tables.definitions import sessions_by_visitor
+from tests.unit.stream.conftest import Harness
+from tests.workload import workload
+
+BATCH = 50
+
+
+def written_batch_by_batch(raws: list[bytes]) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+    """Buckets and sessions as a worker writing after every batch leaves them."""
+    buckets: dict[bytes, bytes] = {}
+    sessions: dict[bytes, bytes] = {}
+    cache = BucketCache()
+    for start in range(0, len(raws), BATCH):
+        chunk = raws[start : start + BATCH]
+        pairs = [(start + i, orjson.loads(raw)) for i, raw in enumerate(chunk)]
+        result = BatchCounter(count.RULES, sessions.get, buckets.get, cache).apply(0, pairs)
+        for key, bucket in result.buckets.items():
+            buckets[key] = encoded = bucket.encode()
+            cache.keep(key, bucket, encoded)
+        sessions.update((key, session.encode()) for key, session in result.sessions.items())
+    return buckets, sessions
+
+
+async def test_queued_batches_are_written_together_with_the_same_bytes(harness: Harness) -> None:
+    events = workload(2000, seed=17)
+    raws = [orjson.dumps(e) for e in events]
+    batches, intervals = count.STATS.batches, count.STATS.intervals
+    await harness.feed_values(
+        [(kafka_key(e["site"], e["visitor"]), raw) for e, raw in zip(events, raws, strict=True)],
+        batch_size=BATCH,
+    )
+    batches = count.STATS.batches - batches
+    intervals = count.STATS.intervals - intervals
+    assert batches == -(-len(events) // BATCH)
+    # The batches were all queued before the actor ran: far fewer writes than batches.
+    assert intervals < batches / 4, (intervals, batches)
+    assert not count.INTERVALS  # nothing left unwritten once the queue is empty
+
+    buckets, sessions = written_batch_by_batch(raws)
+    assert harness.raw_buckets() == buckets
+    assert dict(sessions_by_visitor.data.items()) == sessions
+
+
+async def test_an_interval_is_written_when_due_even_with_more_queued(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(count, "LIMITS", count.IntervalLimits(60_000, 2 * BATCH))
+    batches, intervals = count.STATS.batches, count.STATS.intervals
+    events = workload(1000, seed=2)
+    await harness.feed(events, batch_size=BATCH)
+    batches = count.STATS.batches - batches
+    intervals = count.STATS.intervals - intervals
+    assert batches == -(-len(events) // BATCH)
+    assert intervals >= batches / 2  # at most two batches per interval
+
+
+async def test_the_timer_writes_an_interval_left_behind(harness: Harness) -> None:
+    # An interval whose actor found more queued, and then nothing came (the queue was
+    # cleared by a rebalance's resume): the timer writes it once it is due.
+    events = workload(300, seed=4, sites=("one",))
+    for event in events:
+        event["visitor"] = "v"  # one partition: the key's
+    partition = zlib.crc32(kafka_key("one", "v")) % 8
+    counter = BatchCounter(count.RULES, lambda key: None, lambda key: None, count.BUCKETS)
+    interval = count.Interval(counter)
+    result = counter.apply(partition, list(enumerate(events)))
+    interval.buckets.update(result.buckets)
+    interval.sessions.update(result.sessions)
+    interval.seen = interval.applied = len(events)
+    interval.last_offset = len(events) - 1
+    held = FakeEvent()
+    interval.events.append(held)  # type: ignore[arg-type]
+    count.INTERVALS[partition] = interval
+    interval.opened = time.monotonic()
+    await count.write_due_intervals()
+    assert count.INTERVALS[partition] is interval  # not due yet: left to its actor
+    assert not held.acked
+    interval.opened = 0.0
+    await count.write_due_intervals()
+    assert partition not in count.INTERVALS
+    assert held.acked
+    assert count.STATS.offsets[partition] == len(events) - 1
+    assert harness.session("one", "v") is not None
+
+
+class FakeEvent:
+    """What writing an interval uses of an event: ack, and being the current event."""
+
+    def __init__(self) -> None:
+        self.acked = False
+
+    def ack(self) -> bool:
+        self.acked = True
+        return True
