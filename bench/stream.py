@@ -8,7 +8,7 @@ Run: ``.venv/bin/python bench/stream.py`` with the stack up (``footfall stack up
 2. A bare aiokafka consumer loop reads the whole topic in this process (fetch and decode
    the JSON, nothing else): the ceiling any consumer of this broker and machine has.
 3. One `footfall worker` process (counting and archive agents, InfluxDB sink) consumes the
-   same backlog; its rate is events over the time from its first counted batch to the
+   same backlog; its rate is events over the time from its first batch taken up to the
    last event counted (the whole worker: sessions and buckets written to RocksDB and the
    changelog, the archive written, points sent to InfluxDB).
 4. Steady state: `--sustained-rate` events/s (default 12,000, the mission's average) over
@@ -270,27 +270,27 @@ async def wait_for(
 async def measure_worker(
     session: aiohttp.ClientSession, port: int, total: int
 ) -> tuple[float, float]:
-    """(events/s after the first counted batch to the last event, the GC's share of that time).
+    """(events/s from the worker's first batch to the last event written, the GC's share).
 
-    The events of the first batch are left out with its time: the clock starts when it is
-    seen done (the worker's start-up and the first fetch are not the counting's rate).
+    Timed like the bare loop: from the first fetched batch taken up to the last event
+    counted, here its interval written (sessions and buckets acknowledged by Kafka), both
+    by the worker's clock. The worker's start-up and first fetch are left out, as the
+    bare loop's are.
     """
     deadline = time.monotonic() + 900
-    # (time, events seen, GC seconds) when the first batch is seen counted
-    first: tuple[float, int, float] | None = None
+    gc_first: float | None = None  # GC seconds when the first batch is seen taken up
     while time.monotonic() < deadline:
         current = await stats(session, port)
-        now, seen = time.monotonic(), current.get("events_seen", 0)
         gc_seconds = sum(current["gc"]["seconds"]) if "gc" in current else 0.0
-        if first is None and seen > 0:
-            first = (now, seen, gc_seconds)
-        if seen >= total:
+        if gc_first is None and current.get("first_batch_ms") is not None:
+            gc_first = gc_seconds
+        if current.get("events_seen", 0) >= total:
             break
         await asyncio.sleep(0.05)
-    if first is None or seen == first[1]:
-        raise SystemExit("worker: counted everything in one batch; give it more --events")
-    elapsed = now - first[0]
-    return (seen - first[1]) / elapsed, (gc_seconds - first[2]) / elapsed
+    else:
+        raise SystemExit(f"worker: did not count {total:,} events within 900 s")
+    elapsed = (current["last_write_ms"] - current["first_batch_ms"]) / 1000
+    return total / elapsed, (gc_seconds - (gc_first or 0.0)) / elapsed
 
 
 async def post_paced(
@@ -366,11 +366,13 @@ async def sustained(
     cpu = (cpu_seconds(worker.pid) - cpu_before) / (time.monotonic() - wall_before)
     fresh = (await stats(session, port, since))["freshness_ms"]
     batches = after["batches"] - before["batches"]
+    intervals = after["intervals"] - before["intervals"]
     print(
         f"sustained {args.sustained_rate:,.0f} events/s for {args.sustained_seconds:.0f} s "
         f"over {args.sustained_sites} sites (straight to Kafka): "
         f"freshness p50 {fresh['p50']} ms, p95 {fresh['p95']} ms; "
-        f"{sent / max(1, batches):,.0f} events per batch; worker CPU {cpu:.0%} of a core; "
+        f"{sent / max(1, batches):,.0f} events per batch, {sent / max(1, intervals):,.0f} "
+        f"per interval written; worker CPU {cpu:.0%} of a core; "
         f"changelog {(after['changelog_bytes'] - before['changelog_bytes']) / sent:,.0f} "
         "bytes/event"
     )
@@ -426,8 +428,11 @@ async def run(args: argparse.Namespace) -> None:
         # Sample the worker's Python stacks (py-spy, in the dev extra) while it drains the
         # backlog: collapsed stacks, one line per stack with its sample count.
         py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+        record = [py_spy, "record", "--format", "raw", "-o", args.profile]
+        if args.profile_native:
+            record.append("--native")  # frames inside the compiled core; fewer samples
         profiler = spawn(
-            [py_spy, "record", "--format", "raw", "-o", args.profile, "--pid", str(worker.pid)],
+            [*record, "--pid", str(worker.pid)],
             env,
             log_dir / "bench-stream-py-spy.log",
         )
@@ -458,7 +463,8 @@ async def run(args: argparse.Namespace) -> None:
             )
             print(
                 f"  batches: {counted['batches']:,}, "
-                f"{counted['events_seen'] / max(1, counted['batches']):,.0f} events each on average"
+                f"{counted['events_seen'] / max(1, counted['batches']):,.0f} events each on "
+                f"average, written in {counted['intervals']:,} intervals"
             )
 
             if args.sustained_rate > 0:
@@ -547,6 +553,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15, help="freshness run length")
     parser.add_argument("--log-dir", default=tempfile.gettempdir())
     parser.add_argument("--profile", help="write the worker's py-spy profile (raw) here")
+    parser.add_argument(
+        "--profile-native", action="store_true", help="profile native frames too (py-spy --native)"
+    )
     asyncio.run(run(parser.parse_args()))
 
 
