@@ -49,6 +49,7 @@ ARCHIVE_SCHEMA: Final = pa.schema(
         pa.field("kafka_offset", pa.int64(), nullable=False),
     ]
 )
+HOUR_MS: Final = 3_600_000
 # Filesystems whose rename is atomic; elsewhere the final key is written directly.
 _RENAMING_PROTOCOLS: Final = frozenset({"file", "local", "hdfs", "viewfs"})
 
@@ -89,11 +90,12 @@ class ArchiveWriter:
         self, partition: int, rows: Sequence[tuple[int, int, Mapping[str, Any]]]
     ) -> list[str]:
         """Write (partition, offset, envelope) rows; return the paths of the files made."""
-        by_hour: dict[str, list[tuple[int, int, Mapping[str, Any]]]] = defaultdict(list)
+        by_hour: dict[int, list[tuple[int, int, Mapping[str, Any]]]] = defaultdict(list)
         for row in rows:
-            by_hour[hour_dir(row[2]["event_time"])].append(row)
+            by_hour[row[2]["event_time"] // HOUR_MS].append(row)  # a datetime per hour only
         paths = []
-        for directory, hour_rows in sorted(by_hour.items()):
+        for hour, hour_rows in sorted(by_hour.items()):
+            directory = hour_dir(hour * HOUR_MS)
             name = file_name(partition, hour_rows[0][1], hour_rows[-1][1])
             paths.append(self._write_file(f"{self.root}/{directory}", name, to_table(hour_rows)))
         return paths
