@@ -200,8 +200,10 @@ class Interval:
     stream_time: int = 0
     last_offset: int = -1
     opened: float = field(default_factory=time.monotonic)
+    added: float = field(default_factory=time.monotonic)  # when its last batch came
 
     def add(self, event: EventT[RecordBatch], batch: RecordBatch, result: BatchResult) -> None:
+        self.added = time.monotonic()
         self.buckets.update(result.buckets)
         self.sessions.update(result.sessions)
         self.events.append(event)
@@ -214,6 +216,10 @@ class Interval:
         """Whether the interval is as long or as large as `LIMITS` let one be."""
         return (now - self.opened) * 1000 >= LIMITS.max_ms or self.seen >= LIMITS.max_events
 
+    def abandoned(self, now: float) -> bool:
+        """Whether no batch came for much longer than an interval lasts (write_due_intervals)."""
+        return (now - self.added) * 1000 >= LIMITS.abandoned_ms
+
 
 @dataclass(frozen=True)
 class IntervalLimits:
@@ -221,6 +227,13 @@ class IntervalLimits:
 
     max_ms: int
     max_events: int
+
+    @property
+    def abandoned_ms(self) -> int:
+        # Longer than an actor takes to come back to its partition while the worker is
+        # behind (its other partitions' batches in between), so the timer never cuts an
+        # interval its actor is still growing.
+        return max(4 * self.max_ms, 10_000)
 
 
 LIMITS = IntervalLimits(_settings.write_interval_ms, _settings.write_interval_max_events)
@@ -366,17 +379,18 @@ async def count_events(stream: StreamT[RecordBatch]) -> None:
         raise
 
 
-async def write_due_intervals() -> None:
-    """Write intervals older than `write_interval_ms` (app timer).
+async def write_abandoned_intervals() -> None:
+    """Write intervals no batch was added to for `LIMITS.abandoned_ms` (app timer).
 
-    An actor writes its interval when it finds nothing queued after a batch, or when the
-    interval is due at its next batch; this covers the queue emptied without a next batch
-    (Faust clears channel queues when it resumes after a rebalance).
+    An actor writes its interval when nothing more of its partition waits after a batch,
+    or when the interval is due at its next batch. This covers a next batch that never
+    comes: Faust clears an actor's queue when it resumes after a rebalance, and a batch
+    counted as "more in Kafka" may not be fetched for a while.
     """
     now = time.monotonic()
     for partition, interval in list(INTERVALS.items()):
-        if interval.due(now):
+        if interval.abandoned(now):
             await io.uninterrupted(write_interval(partition))
 
 
-app.timer(interval=max(0.1, LIMITS.max_ms / 1000))(write_due_intervals)
+app.timer(interval=max(1.0, LIMITS.abandoned_ms / 4000))(write_abandoned_intervals)

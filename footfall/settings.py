@@ -105,7 +105,7 @@ class Settings(BaseSettings):
         "breakdowns is one record.",
     )
     write_interval_ms: int = Field(
-        2000,
+        5000,
         ge=0,
         description="Longest a partition's counted events wait to be written while more are "
         "queued behind them (ms): a worker that is behind writes each touched bucket and "

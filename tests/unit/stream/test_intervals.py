@@ -70,7 +70,7 @@ async def test_an_interval_is_written_when_due_even_with_more_queued(
 
 async def test_the_timer_writes_an_interval_left_behind(harness: Harness) -> None:
     # An interval whose actor found more queued, and then nothing came (the queue was
-    # cleared by a rebalance's resume): the timer writes it once it is due.
+    # cleared by a rebalance's resume): the timer writes it once no batch came for long.
     events = workload(300, seed=4, sites=("one",))
     for event in events:
         event["visitor"] = "v"  # one partition: the key's
@@ -85,12 +85,12 @@ async def test_the_timer_writes_an_interval_left_behind(harness: Harness) -> Non
     held = FakeEvent()
     interval.events.append(held)  # type: ignore[arg-type]
     count.INTERVALS[partition] = interval
-    interval.opened = time.monotonic()
-    await count.write_due_intervals()
-    assert count.INTERVALS[partition] is interval  # not due yet: left to its actor
+    interval.opened = 0.0  # long due: its actor would write it at its next batch
+    await count.write_abandoned_intervals()
+    assert count.INTERVALS[partition] is interval  # a batch came just now: left to its actor
     assert not held.acked
-    interval.opened = 0.0
-    await count.write_due_intervals()
+    interval.added = time.monotonic() - count.LIMITS.abandoned_ms / 1000
+    await count.write_abandoned_intervals()
     assert partition not in count.INTERVALS
     assert held.acked
     assert count.STATS.offsets[partition] == len(events) - 1
