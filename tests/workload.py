@@ -21,10 +21,19 @@ COUNTRIES = ("IN", "US", "DE", "BR")
 DEVICES = ("desktop", "mobile", "tablet")
 
 
+#: How far past its midnight a workload reaches: visits start up to 75 min after it and
+#: run up to 11 events, 45 min apart at most.
+REACH_MS = 75 * MIN + 10 * 45 * MIN
+
+
 def recent_midnight(now_ms: int | None = None) -> int:
-    """The latest 00:00 UTC at least two hours ago (InfluxDB keeps 400 days only)."""
+    """The latest 00:00 UTC whose workload is all in the past (InfluxDB keeps 400 days only).
+
+    A workload event later than now would be re-timed by the gateway (footfall.events
+    `event_time`: more than 5 minutes ahead counts at its receipt).
+    """
     now = now_ms if now_ms is not None else int(time.time() * 1000)
-    return (now - 2 * 3_600_000) // DAY * DAY
+    return (now - REACH_MS) // DAY * DAY
 
 
 def workload(
@@ -34,7 +43,8 @@ def workload(
     sites: tuple[str, ...] = ("alpha", "beta", "gamma"),
     midnight: int | None = None,
 ) -> list[dict[str, Any]]:
-    """About `n_events` events around `midnight` (from 75 min before to 75 min after)."""
+    """About `n_events` events around `midnight`: visits start from 75 min before it to 75 min
+    after, and go on for up to `REACH_MS` after it."""
     rng = random.Random(seed)
     base = midnight if midnight is not None else recent_midnight()
     events: list[dict[str, Any]] = []

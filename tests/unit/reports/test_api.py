@@ -24,7 +24,7 @@ from footfall.settings import get_settings
 from footfall.sites.registry import SiteRegistry
 from tests.reference import EVENT_COMBO, SESSION_COMBO, Minute, reference
 from tests.unit.reports import fixtures as fx
-from tests.workload import recent_midnight, workload
+from tests.workload import workload
 from web.reports.handlers import create_app
 from web.reports.merge import decode_partials
 
@@ -32,7 +32,7 @@ PAGEVIEWS = COUNTER_NAMES.index("pageviews")
 
 Client = TestClient[Any, Any]
 MakeClient = Callable[..., Awaitable[Client]]
-MIDNIGHT = recent_midnight(1_795_500_000_000)  # 2026-11-24T00:00Z
+MIDNIGHT = 1_795_478_400_000  # 2026-11-24T00:00Z
 KOLKATA_MIDNIGHT = MIDNIGHT - 330 * 60_000  # 2026-11-24T00:00+05:30
 EVENTS = sorted(
     workload(2000, sites=("alpha",), midnight=MIDNIGHT)
