@@ -22,10 +22,12 @@ record cache coalesces a key's updates between commits. Writing an interval:
 
 The interval's batches are acked (and later committed) only after all of that, so a
 committed offset never runs ahead of the changelog; a crash loses an unwritten interval
-and its batches are read again. An actor being stopped (a rebalance, a shutdown) finishes
-the batch under way and writes its interval first, so that none of its changelog records
-is still in flight when the partition's next owner (maybe this worker) recovers the
-tables.
+and its batches are read again. A rebalance writes the intervals of the revoked
+partitions before the worker rejoins the group, and a batch under way when an actor is
+stopped is finished first, so that none of their changelog records is still in flight
+when a partition's next owner (maybe this worker) recovers the tables. A failure while
+counting or writing stops the worker, rather than let Faust restart the actor past
+batches it never wrote.
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ from collections import defaultdict, deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 from opentelemetry.trace import SpanKind
 
 from agents.metrics import METRICS
@@ -281,8 +283,8 @@ async def count_batch(event: EventT[RecordBatch], *, more_queued: bool = False) 
             with io.in_partition(event), _collector_paused():
                 result = interval.counter.apply(partition, pairs)
         except BaseException:
-            # Half applied: nothing of the interval may be written, nor its batches acked
-            # (they are read again after the restart that follows).
+            # Half applied: nothing of the interval may be written, nor its batches acked;
+            # count_events stops the worker, which reads them again when it restarts.
             del INTERVALS[partition]
             raise
         interval.add(event, batch, result)
@@ -291,12 +293,36 @@ async def count_batch(event: EventT[RecordBatch], *, more_queued: bool = False) 
             await _write(partition, interval)
 
 
+async def write_interval_if_abandoned(partition: int, interval: Interval) -> None:
+    """Write `interval` if it is still the partition's and still abandoned (the timer)."""
+    async with _PARTITION_LOCKS[partition]:
+        if INTERVALS.get(partition) is interval and interval.abandoned(time.monotonic()):
+            await _write(partition, interval)
+
+
+async def write_revoked_intervals(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """Write the intervals of revoked partitions (on_partitions_revoked).
+
+    Faust sends this signal after it has stopped the flow and cleared the actors' queues,
+    and before the worker rejoins the group: no partition's next owner (maybe this worker)
+    recovers it before these writes are in Kafka. Dropping the intervals instead would
+    lose their events: a partition assigned back keeps its actor and its read position.
+    """
+    revoked: set[TP] = args[0]
+    topic = events_topic.get_topic_name()
+    for partition in sorted({tp.partition for tp in revoked if tp.topic == topic}):
+        await io.uninterrupted(write_interval(partition))
+
+
 async def write_interval(partition: int) -> None:
-    """Write the partition's interval, if it has one (an actor stopping, the timer)."""
+    """Write the partition's interval, if it has one."""
     async with _PARTITION_LOCKS[partition]:
         interval = INTERVALS.get(partition)
         if interval is not None:
             await _write(partition, interval)
+
+
+app.on_partitions_revoked.connect(cast(Any, write_revoked_intervals))
 
 
 async def _write(partition: int, interval: Interval) -> None:
@@ -345,17 +371,15 @@ async def count_events(stream: StreamT[RecordBatch]) -> None:
     # The worker's log setup leaves aiokafka at DEBUG, and its producer builds a log
     # record for every message sent: thousands per batch here.
     logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.getLogger().level))
-    partitions: set[int] = set()
-    try:
-        async for event in stream.events():
-            # The stream acks an event when the next one is asked for, and also when the
-            # actor is stopped in the middle of it (a rebalance, a shutdown). Our own
-            # reference, released only once the batch's writes are in Kafka (its interval
-            # written), keeps a batch counted but not written from being committed.
-            event.message.incref()
-            batch = batch_of(event.value)
-            partitions.add(batch.partition)
-            more_queued = batch.more_in_partition or _has_queued(stream)
+    async for event in stream.events():
+        # The stream acks an event when the next one is asked for, and also when the
+        # actor is stopped in the middle of it (a rebalance, a shutdown). Our own
+        # reference, released by _write only once the batch's interval is in Kafka, keeps
+        # a batch counted but not written from being committed.
+        event.message.incref()
+        batch = batch_of(event.value)
+        more_queued = batch.more_in_partition or _has_queued(stream)
+        try:
             if tracing.enabled():
                 # One span per batch, linked to the gateway requests whose events it holds
                 # (their `traceparent` Kafka headers).
@@ -369,14 +393,13 @@ async def count_events(stream: StreamT[RecordBatch]) -> None:
                     await io.uninterrupted(count_batch(event, more_queued=more_queued))
             else:
                 await io.uninterrupted(count_batch(event, more_queued=more_queued))
-            event.ack()
-    except asyncio.CancelledError:
-        # Stopped (a rebalance, a shutdown): what this actor counted is written before it
-        # stops, so that none of it is in flight when the partition's next owner (maybe
-        # this worker) recovers the tables, and its batches get committed.
-        for partition in partitions:
-            await io.uninterrupted(write_interval(partition))
-        raise
+        except Exception as exc:
+            # Faust would restart the actor on the same stream, past batches counted but
+            # never written: the worker stops instead, and its next start reads them again
+            # from the committed offset (and rebuilds its tables: no clean stop).
+            log.exception("p%d: counting failed; stopping the worker", batch.partition)
+            await app.crash(exc)
+            raise
 
 
 async def write_abandoned_intervals() -> None:
@@ -387,10 +410,12 @@ async def write_abandoned_intervals() -> None:
     comes: Faust clears an actor's queue when it resumes after a rebalance, and a batch
     counted as "more in Kafka" may not be fetched for a while.
     """
+    if app.should_stop:
+        return  # stopping: unwritten intervals are read again at the next start
     now = time.monotonic()
     for partition, interval in list(INTERVALS.items()):
         if interval.abandoned(now):
-            await io.uninterrupted(write_interval(partition))
+            await io.uninterrupted(write_interval_if_abandoned(partition, interval))
 
 
 app.timer(interval=max(1.0, LIMITS.abandoned_ms / 4000))(write_abandoned_intervals)

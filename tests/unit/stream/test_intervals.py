@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 import zlib
+from typing import Any
 
 import orjson
 import pytest
+from faust.types import TP
 
 from agents import count
+from agents.topics import events_topic
 from footfall.events import kafka_key
 from tables.bucket_cache import BucketCache
 from tables.counting import BatchCounter
@@ -106,3 +109,59 @@ class FakeEvent:
     def ack(self) -> bool:
         self.acked = True
         return True
+
+
+async def test_no_batch_is_acked_before_its_interval_is_written(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An acked batch may be committed: one acked while its interval is only in memory
+    # would be lost by a crash.
+    acked_before_write: list[bool] = []
+    write = count._write
+
+    async def watched(partition: int, interval: count.Interval) -> None:
+        acked_before_write.extend(event.message.acked for event in interval.events)
+        await write(partition, interval)
+
+    monkeypatch.setattr(count, "_write", watched)
+    count_batch = count.count_batch
+
+    async def delivered(event: Any, *, more_queued: bool = False) -> None:
+        # The worker's consumer holds a reference per reading agent until that agent's
+        # stream acks (footfall.record_batches); agent.put() under test_context does not.
+        event.message.incref()
+        await count_batch(event, more_queued=more_queued)
+
+    monkeypatch.setattr(count, "count_batch", delivered)
+    events = workload(1000, seed=8)
+    await harness.feed(events, batch_size=BATCH)
+    assert len(acked_before_write) == -(-len(events) // BATCH)
+    assert not any(acked_before_write)
+
+
+async def test_a_revoked_partition_has_its_interval_written(harness: Harness) -> None:
+    # Before the worker rejoins the group: a partition assigned back keeps its read
+    # position, so a dropped interval's events would never be read again.
+    events = workload(200, seed=6, sites=("one",))
+    for event in events:
+        event["visitor"] = "w"
+    partition = zlib.crc32(kafka_key("one", "w")) % 8
+    counter = BatchCounter(count.RULES, lambda key: None, lambda key: None, count.BUCKETS)
+    interval = count.Interval(counter)
+    result = counter.apply(partition, list(enumerate(events)))
+    interval.buckets.update(result.buckets)
+    interval.sessions.update(result.sessions)
+    held = FakeEvent()
+    interval.events.append(held)  # type: ignore[arg-type]
+    kept = count.Interval(counter)
+    other = (partition + 1) % 8
+    count.INTERVALS.update({partition: interval, other: kept})
+    topic = events_topic.get_topic_name()
+    try:
+        revoked = {TP(topic, partition), TP("other", other)}
+        await count.write_revoked_intervals(None, revoked, signal=None)
+        assert dict(count.INTERVALS) == {other: kept}
+        assert held.acked
+        assert harness.session("one", "w") is not None
+    finally:
+        count.INTERVALS.clear()
