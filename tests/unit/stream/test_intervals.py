@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
 from typing import Any
@@ -12,11 +13,13 @@ from faust.types import TP
 
 from agents import count
 from agents.topics import events_topic
+from footfall.app import app
 from footfall.events import kafka_key
+from footfall.record_batches import RecordBatch
 from tables.bucket_cache import BucketCache
 from tables.counting import BatchCounter
 from tables.definitions import sessions_by_visitor
-from tests.unit.stream.conftest import Harness
+from tests.unit.stream.conftest import TOPIC, Harness, Record
 from tests.workload import workload
 
 BATCH = 50
@@ -165,3 +168,26 @@ async def test_a_revoked_partition_has_its_interval_written(harness: Harness) ->
         assert harness.session("one", "w") is not None
     finally:
         count.INTERVALS.clear()
+
+
+async def test_a_counting_failure_stops_the_worker(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Faust would restart the actor on the same stream, past the batches it never wrote.
+    crashed: list[BaseException] = []
+
+    async def crash(reason: BaseException) -> None:
+        crashed.append(reason)
+
+    async def failing(event: Any, *, more_queued: bool = False) -> None:
+        raise ValueError("counting bug")
+
+    monkeypatch.setattr(app, "crash", crash)
+    monkeypatch.setattr(count, "count_batch", failing)
+    event = workload(1, seed=1)[0]
+    record = Record(0, kafka_key(event["site"], event["visitor"]), orjson.dumps(event))
+    await harness.agent.put(value=RecordBatch(TOPIC, 0, [record]), partition=0, wait=False)
+    async with asyncio.timeout(5):
+        while not crashed:  # noqa: ASYNC110 - polls the agent
+            await asyncio.sleep(0.01)
+    assert isinstance(crashed[0], ValueError)
