@@ -74,13 +74,12 @@ async def test_an_interval_is_written_when_due_even_with_more_queued(
     assert intervals >= batches / 2  # at most two batches per interval
 
 
-async def test_the_timer_writes_an_interval_left_behind(harness: Harness) -> None:
-    # An interval whose actor found more queued, and then nothing came (the queue was
-    # cleared by a rebalance's resume): the timer writes it once no batch came for long.
-    events = workload(300, seed=4, sites=("one",))
+def counted_interval(visitor: str, n_events: int) -> tuple[int, count.Interval, FakeEvent]:
+    """(partition, interval, its one batch's event) of one visitor's events on site "one"."""
+    events = workload(n_events, seed=4, sites=("one",))
     for event in events:
-        event["visitor"] = "v"  # one partition: the key's
-    partition = zlib.crc32(kafka_key("one", "v")) % 8
+        event["visitor"] = visitor  # one partition: the key's
+    partition = zlib.crc32(kafka_key("one", visitor)) % 8
     counter = BatchCounter(count.RULES, lambda key: None, lambda key: None, count.BUCKETS)
     interval = count.Interval(counter)
     result = counter.apply(partition, list(enumerate(events)))
@@ -90,6 +89,13 @@ async def test_the_timer_writes_an_interval_left_behind(harness: Harness) -> Non
     interval.last_offset = len(events) - 1
     held = FakeEvent()
     interval.events.append(held)  # type: ignore[arg-type]
+    return partition, interval, held
+
+
+async def test_the_timer_writes_an_interval_left_behind(harness: Harness) -> None:
+    # An interval whose actor found more queued, and then nothing came (the queue was
+    # cleared by a rebalance's resume): the timer writes it once no batch came for long.
+    partition, interval, held = counted_interval("v", n_events=300)
     count.INTERVALS[partition] = interval
     interval.opened = 0.0  # long due: its actor would write it at its next batch
     await count.write_abandoned_intervals()
@@ -99,7 +105,7 @@ async def test_the_timer_writes_an_interval_left_behind(harness: Harness) -> Non
     await count.write_abandoned_intervals()
     assert partition not in count.INTERVALS
     assert held.acked
-    assert count.STATS.offsets[partition] == len(events) - 1
+    assert count.STATS.offsets[partition] == interval.last_offset
     assert harness.session("one", "v") is not None
 
 
@@ -145,18 +151,8 @@ async def test_no_batch_is_acked_before_its_interval_is_written(
 async def test_a_revoked_partition_has_its_interval_written(harness: Harness) -> None:
     # Before the worker rejoins the group: a partition assigned back keeps its read
     # position, so a dropped interval's events would never be read again.
-    events = workload(200, seed=6, sites=("one",))
-    for event in events:
-        event["visitor"] = "w"
-    partition = zlib.crc32(kafka_key("one", "w")) % 8
-    counter = BatchCounter(count.RULES, lambda key: None, lambda key: None, count.BUCKETS)
-    interval = count.Interval(counter)
-    result = counter.apply(partition, list(enumerate(events)))
-    interval.buckets.update(result.buckets)
-    interval.sessions.update(result.sessions)
-    held = FakeEvent()
-    interval.events.append(held)  # type: ignore[arg-type]
-    kept = count.Interval(counter)
+    partition, interval, held = counted_interval("w", n_events=200)
+    kept = count.Interval(interval.counter)
     other = (partition + 1) % 8
     count.INTERVALS.update({partition: interval, other: kept})
     topic = events_topic.get_topic_name()
