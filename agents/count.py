@@ -219,7 +219,7 @@ class Interval:
         return (now - self.opened) * 1000 >= LIMITS.max_ms or self.seen >= LIMITS.max_events
 
     def abandoned(self, now: float) -> bool:
-        """Whether no batch came for much longer than an interval lasts (write_due_intervals)."""
+        """Whether no batch came for much longer than an interval lasts (the timer's test)."""
         return (now - self.added) * 1000 >= LIMITS.abandoned_ms
 
 
