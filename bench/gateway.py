@@ -35,6 +35,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from footfall.stack.base import process_cpu_seconds
 from web.gateway.commands import new_event_loop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,8 +118,10 @@ class Result:
 
 
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    seconds = process_cpu_seconds(pid)
+    if seconds is None:
+        raise SystemExit(f"process {pid} is gone")
+    return seconds
 
 
 async def _post(

@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 from footfall.events import ENVELOPE_FIELD_NAMES, kafka_key  # noqa: E402
 from footfall.influx import quote_ident  # noqa: E402
 from footfall.settings import get_settings  # noqa: E402
-from footfall.stack.base import proc_stat, proc_status_kib  # noqa: E402
+from footfall.stack.base import proc_status_kib, process_cpu_seconds  # noqa: E402
 from footfall.stack.influxdb import InfluxDB  # noqa: E402
 from footfall.stack.kafka import Kafka  # noqa: E402
 from footfall.topics import ensure_topic  # noqa: E402
@@ -203,10 +203,10 @@ async def publish_paced(
 
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a running process has used so far (Linux /proc)."""
-    fields = proc_stat(pid)
-    if fields is None:
+    seconds = process_cpu_seconds(pid)
+    if seconds is None:
         raise SystemExit(f"process {pid} is gone")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
 
 
 async def bare_consume(bootstrap: str, topic: str, partitions: int, total: int) -> float:

@@ -49,6 +49,14 @@ def proc_stat(pid: int) -> list[str] | None:
     return stat.rsplit(")", 1)[1].split()
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far, or None when it is gone."""
+    fields = proc_stat(pid)
+    if fields is None:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_status_kib(pid: int, field: str) -> int:
     """A memory line of /proc/PID/status (`VmRSS`, `VmHWM`...), in KiB; 0 when gone."""
     try:
