@@ -204,8 +204,16 @@ class Interval:
     opened: float = field(default_factory=time.monotonic)
     added: float = field(default_factory=time.monotonic)  # when its last batch came
 
-    def add(self, event: EventT[RecordBatch], batch: RecordBatch, result: BatchResult) -> None:
+    def add(
+        self,
+        event: EventT[RecordBatch],
+        batch: RecordBatch,
+        pairs: list[tuple[int, Mapping[str, Any]]],
+        result: BatchResult,
+    ) -> None:
+        """Take in a batch counted into this interval's counter: its countable `pairs`."""
         self.added = time.monotonic()
+        self.received.extend(envelope["received_at"] for _, envelope in pairs)
         self.buckets.update(result.buckets)
         self.sessions.update(result.sessions)
         self.events.append(event)
@@ -287,8 +295,7 @@ async def count_batch(event: EventT[RecordBatch], *, more_queued: bool = False) 
             # count_events stops the worker, which reads them again when it restarts.
             del INTERVALS[partition]
             raise
-        interval.add(event, batch, result)
-        interval.received.extend(envelope["received_at"] for _, envelope in pairs)
+        interval.add(event, batch, pairs, result)
         if not more_queued or interval.due(time.monotonic()):
             await _write(partition, interval)
 
