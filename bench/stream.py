@@ -268,9 +268,10 @@ async def wait_for(
 
 
 async def measure_worker(
-    session: aiohttp.ClientSession, port: int, total: int
-) -> tuple[float, float]:
-    """(events/s from the worker's first batch to the last event written, the GC's share).
+    session: aiohttp.ClientSession, port: int, total: int, pid: int
+) -> tuple[float, float, float]:
+    """(events/s from the worker's first batch to the last event written, the GC's share
+    of that time, the worker's CPU time over it in cores).
 
     Timed like the bare loop: from the first fetched batch taken up to the last event
     counted, here its interval written (sessions and buckets acknowledged by Kafka), both
@@ -279,18 +280,25 @@ async def measure_worker(
     """
     deadline = time.monotonic() + 900
     gc_first: float | None = None  # GC seconds when the first batch is seen taken up
+    cpu_first = cpu_last = 0.0  # the worker's CPU seconds then, and at the last write
     while time.monotonic() < deadline:
         current = await stats(session, port)
         gc_seconds = sum(current["gc"]["seconds"]) if "gc" in current else 0.0
+        cpu = cpu_seconds(pid)
         if gc_first is None and current.get("first_batch_ms") is not None:
-            gc_first = gc_seconds
+            gc_first, cpu_first = gc_seconds, cpu
         if current.get("events_seen", 0) >= total:
             break
+        cpu_last = cpu
         await asyncio.sleep(0.05)
     else:
         raise SystemExit(f"worker: did not count {total:,} events within 900 s")
     elapsed = (current["last_write_ms"] - current["first_batch_ms"]) / 1000
-    return total / elapsed, (gc_seconds - (gc_first or 0.0)) / elapsed
+    return (
+        total / elapsed,
+        (gc_seconds - (gc_first or 0.0)) / elapsed,
+        (cpu_last - cpu_first) / elapsed,
+    )
 
 
 async def post_paced(
@@ -439,7 +447,9 @@ async def run(args: argparse.Namespace) -> None:
     gateway: subprocess.Popen[bytes] | None = None
     try:
         async with aiohttp.ClientSession() as session:
-            worker_rate, gc_share = await measure_worker(session, web_port, len(events))
+            worker_rate, gc_share, worker_cpu = await measure_worker(
+                session, web_port, len(events), worker.pid
+            )
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
                 profiler.wait(60)
@@ -449,6 +459,7 @@ async def run(args: argparse.Namespace) -> None:
                 f"worker: {worker_rate:,.0f} events/s  (ratio {worker_rate / bare_rate:.2f}; "
                 f"counting core: {counted['counting_core']})"
             )
+            print(f"  worker CPU: {worker_cpu:.0%} of a core (about; sampled every 50 ms)")
             print(f"  worker peak RSS: {proc_status_kib(worker.pid, 'VmHWM') / 1024:,.0f} MiB")
             collector = counted["gc"]
             print(

@@ -41,45 +41,108 @@ class SketchConfig:
 
 
 class Visitors:
-    """The visitors of one bucket or breakdown row: an HLL sketch per sample rate."""
+    """The visitors of one bucket or breakdown row: an HLL sketch per sample rate.
 
-    __slots__ = ("by_rate", "config")
+    Most breakdown rows of a minute (a product page, an entry page, a combination) see one
+    visitor, so a row's first visitor is held as the text and rate alone (`_sole`), and
+    the sketch is made only when a second one comes. Its stored form is the one-visitor
+    sketch's bytes all the same (the same bytes as a sketch updated once: `_sole_sketch`),
+    so nothing outside this class can tell: it saves the counting a sketch object per such
+    row, and the writes a serialization per row (one per visitor, cached).
+    """
+
+    __slots__ = ("_by_rate", "_sole", "_sole_rate", "config")
 
     def __init__(
         self, config: SketchConfig, by_rate: dict[int, ds.hll_sketch] | None = None
     ) -> None:
         self.config = config
-        self.by_rate: dict[int, ds.hll_sketch] = by_rate if by_rate is not None else {}
+        # None while the set is empty or holds only `_sole`.
+        self._by_rate: dict[int, ds.hll_sketch] | None = by_rate
+        self._sole: str | None = None
+        self._sole_rate = 0
+
+    @property
+    def by_rate(self) -> dict[int, ds.hll_sketch]:
+        """rate -> sketch (the sole visitor, if any, made into a sketch first)."""
+        by_rate = self._by_rate
+        if by_rate is None:
+            by_rate = self._by_rate = {}
+            sole = self._sole
+            if sole is not None:
+                sketch = by_rate[self._sole_rate] = self.config.new()
+                sketch.update(sole)
+                self._sole = None
+        return by_rate
 
     def add(self, visitor: str, rate: int) -> None:
-        sketch = self.by_rate.get(rate)
+        by_rate = self._by_rate
+        if by_rate is None:
+            sole = self._sole
+            if sole is None:
+                self._sole = visitor
+                self._sole_rate = rate
+                return
+            if rate == self._sole_rate and visitor == sole:
+                return  # a sketch updated twice with one value is unchanged
+            by_rate = self.by_rate
+        sketch = by_rate.get(rate)
         if sketch is None:
-            sketch = self.by_rate[rate] = self.config.new()
+            sketch = by_rate[rate] = self.config.new()
         sketch.update(visitor)
 
     def estimate(self) -> float:
         """Estimated visitors, each sampled visitor counted `rate` times."""
-        return float(sum(rate * sketch.get_estimate() for rate, sketch in self.by_rate.items()))
+        if self._by_rate is None:
+            return float(self._sole_rate) if self._sole is not None else 0.0
+        return float(sum(rate * sketch.get_estimate() for rate, sketch in self._by_rate.items()))
 
     def max_rate(self) -> int:
         """The highest sample rate present (1 when unsampled or empty)."""
-        return max(self.by_rate, default=1)
+        if self._by_rate is None:
+            return self._sole_rate if self._sole is not None else 1
+        return max(self._by_rate, default=1)
 
     def merge(self, other: Visitors) -> None:
         """Add another set's visitors (union per rate): how ranges are answered."""
+        mine_by_rate = self.by_rate
         for rate, sketch in other.by_rate.items():
             union = ds.hll_union(self.config.lg_k)
-            mine = self.by_rate.get(rate)
+            mine = mine_by_rate.get(rate)
             if mine is not None:
                 union.update(mine)
             union.update(sketch)
-            self.by_rate[rate] = union.get_result(_TARGET_TYPES[self.config.hll_type])
+            mine_by_rate[rate] = union.get_result(_TARGET_TYPES[self.config.hll_type])
 
     def items(self) -> Iterator[tuple[int, bytes]]:
         """(rate, compact sketch bytes) pairs, in rate order: the stored form."""
-        for rate in sorted(self.by_rate):
-            yield rate, self.by_rate[rate].serialize_compact()
+        by_rate = self._by_rate
+        if by_rate is None:
+            if self._sole is not None:
+                yield self._sole_rate, _sole_sketch(self.config, self._sole)
+            return
+        for rate in sorted(by_rate):
+            yield rate, by_rate[rate].serialize_compact()
 
     @classmethod
     def from_items(cls, config: SketchConfig, items: Iterator[tuple[int, bytes]]) -> Visitors:
         return cls(config, {rate: ds.hll_sketch.deserialize(raw) for rate, raw in items})
+
+
+# The compact bytes of one-visitor sketches, by (visitor, lg_k, register width): a visitor's
+# events put it alone in several rows of every minute it is in (its pages, entry and exit
+# page, their combinations), each written at least once. Bounded: cleared when full.
+_SOLE_SKETCHES: dict[tuple[str, int, str], bytes] = {}
+_SOLE_SKETCHES_MAX = 50_000
+
+
+def _sole_sketch(config: SketchConfig, visitor: str) -> bytes:
+    key = (visitor, config.lg_k, config.hll_type)
+    raw = _SOLE_SKETCHES.get(key)
+    if raw is None:
+        if len(_SOLE_SKETCHES) >= _SOLE_SKETCHES_MAX:
+            _SOLE_SKETCHES.clear()
+        sketch = config.new()
+        sketch.update(visitor)
+        raw = _SOLE_SKETCHES[key] = sketch.serialize_compact()
+    return raw
