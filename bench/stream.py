@@ -6,7 +6,10 @@ Run: ``.venv/bin/python bench/stream.py`` with the stack up (``footfall stack up
    hours: sessions of `--events-per-session` events on average, pageviews, custom events,
    revenue) to a fresh topic with `topic_partitions` partitions.
 2. A bare aiokafka consumer loop reads the whole topic in this process (fetch and decode
-   the JSON, nothing else): the ceiling any consumer of this broker and machine has.
+   the JSON, nothing else): the ceiling any consumer of this broker and machine has. It
+   runs again after the worker, and the ratios are taken to the mean of both runs. With
+   `--floor`, a worker that counts nothing (bench/floor_worker.py) reads the backlog
+   first: what the framework alone costs.
 3. One `footfall worker` process (counting and archive agents, InfluxDB sink) consumes the
    same backlog; its rate is events over the time from its first batch taken up to the
    last event counted (the whole worker: sessions and buckets written to RocksDB and the
@@ -301,6 +304,39 @@ async def measure_worker(
     )
 
 
+async def measure_floor(
+    env: dict[str, str], work: Path, log_dir: Path, total: int, bare_rate: float
+) -> float:
+    """Events/s of the same backlog through a worker that counts nothing (bench/floor_worker.py)."""
+    port = free_port()
+    floor_env = {
+        **env,
+        "FOOTFALL_APP_ID": f"{env['FOOTFALL_APP_ID']}-floor",
+        "FOOTFALL_DATA_DIR": str(work / "floor-worker"),
+        "FOOTFALL_ARCHIVE_URL": str(work / "floor-archive"),
+        "FOOTFALL_WEB_PORT": str(port),
+    }
+    floor = spawn(
+        [sys.executable, str(ROOT / "bench" / "floor_worker.py")],
+        floor_env,
+        log_dir / "bench-stream-floor-worker.log",
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            rate, _, cpu = await measure_worker(session, port, total, floor.pid)
+    finally:
+        floor.terminate()
+        try:
+            floor.wait(60)
+        except subprocess.TimeoutExpired:
+            floor.kill()
+    print(
+        f"floor (the worker counting nothing): {rate:,.0f} events/s (ratio {rate / bare_rate:.2f}; "
+        f"CPU {cpu:.0%} of a core)"
+    )
+    return rate
+
+
 async def post_paced(
     url: str, rate: float, seconds: float, batch: int = 10
 ) -> tuple[int, list[float]]:
@@ -428,6 +464,9 @@ async def run(args: argparse.Namespace) -> None:
         "FOOTFALL_RATE_LIMIT_EVENTS_PER_S": "0",
     }
     log_dir = Path(args.log_dir)
+    floor_rate: float | None = None
+    if args.floor:
+        floor_rate = await measure_floor(env, work, log_dir, len(events), bare_rate)
     worker = spawn(
         [sys.executable, "-m", "agents.commands"], env, log_dir / "bench-stream-worker.log"
     )
@@ -477,6 +516,18 @@ async def run(args: argparse.Namespace) -> None:
                 f"{counted['events_seen'] / max(1, counted['batches']):,.0f} events each on "
                 f"average, written in {counted['intervals']:,} intervals"
             )
+
+            # The bare loop again, now the broker has served the worker too: its rate
+            # swings by a third between runs here, so the ratio is taken to both runs' mean.
+            bare_again = await bare_consume(
+                settings.kafka_bootstrap, topic, partitions, len(events)
+            )
+            bare_mean = (bare_rate + bare_again) / 2
+            print(f"bare aiokafka loop again: {bare_again:,.0f} events/s")
+            ratios = f"worker {worker_rate / bare_mean:.2f}"
+            if floor_rate is not None:
+                ratios += f", floor {floor_rate / bare_mean:.2f}"
+            print(f"ratios to the bare loop's mean ({bare_mean:,.0f} events/s): {ratios}")
 
             if args.sustained_rate > 0:
                 await sustained(args, settings.kafka_bootstrap, topic, session, web_port, worker)
@@ -562,6 +613,11 @@ def main() -> None:
     )
     parser.add_argument("--rate", type=float, default=2000, help="events/s for freshness")
     parser.add_argument("--seconds", type=float, default=15, help="freshness run length")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="first run the backlog through a worker that counts nothing (bench/floor_worker.py)",
+    )
     parser.add_argument("--log-dir", default=tempfile.gettempdir())
     parser.add_argument("--profile", help="write the worker's py-spy profile (raw) here")
     parser.add_argument(
