@@ -504,7 +504,9 @@ async def run(args: argparse.Namespace) -> None:
             print(
                 f"  garbage collector: {gc_share:.0%} of that time (thresholds "
                 f"{tuple(collector['thresholds'])}; since start, per generation: "
-                f"{collector['seconds']} s in {collector['collections']} collections)"
+                f"{collector['seconds']} s in {collector['collections']} collections; "
+                f"{collector.get('thaws', 0)} thaws of frozen objects, "
+                f"{collector.get('thaw_seconds', 0)} s)"
             )
             print(
                 "  changelog written: "
