@@ -67,8 +67,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
     GC_CLOCK.install()
 
-    # Everything imported so far lives as long as the process: out of the collections
-    # (until the first thaw, agents/count.py).
+    # Everything imported so far lives as long as the process: out of every collection.
     gc.freeze()
 
     level = args.loglevel or settings.log_level

@@ -33,11 +33,13 @@ batches it never wrote.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import operator
 import time
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -47,9 +49,8 @@ from opentelemetry.trace import SpanKind
 from agents.metrics import METRICS
 from agents.sink import InfluxSink, bucket_line
 from agents.topics import events_topic
-from footfall import collector, native, tracing
+from footfall import native, tracing
 from footfall.app import app
-from footfall.collector import THAWS
 from footfall.influx import InfluxClient
 from footfall.observability import observe_many
 from footfall.record_batches import RecordBatch, batch_of
@@ -156,12 +157,24 @@ def is_countable(envelope: Any) -> bool:
         return False
 
 
-async def thaw_frozen_objects() -> None:
-    """Hand what batches left frozen back to the collector when due (footfall.collector)."""
-    THAWS.maybe_thaw()
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is counted and encoded (no await inside).
 
-
-app.timer(interval=10.0)(thaw_frozen_objects)
+    A large batch allocates millions of objects that live until the batch ends (its
+    events, sessions and rows); collections in the middle of it would scan them over and
+    over, and promote them into the older generations whose collections then take seconds.
+    Counting makes no reference cycles; whatever garbage the rest of the worker makes in
+    the meantime is collected once the batch is done.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _has_queued(stream: StreamT[RecordBatch]) -> bool:
@@ -275,7 +288,7 @@ async def count_batch(event: EventT[RecordBatch], *, more_queued: bool = False) 
                 )
             )
         try:
-            with io.in_partition(event), collector.paused():
+            with io.in_partition(event), _collector_paused():
                 result = interval.counter.apply(partition, pairs)
         except BaseException:
             # Half applied: nothing of the interval may be written, nor its batches acked;
@@ -324,13 +337,13 @@ async def _write(partition: int, interval: Interval) -> None:
     del INTERVALS[partition]
     send = _producer_running()
     with io.in_partition(interval.events[-1]):
-        with collector.paused():
+        with _collector_paused():
             buckets = [(key, bucket.encode()) for key, bucket in interval.buckets.items()]
         await io.put_many(minutes_by_site, partition, buckets, send=send)
         for (key, encoded), bucket in zip(buckets, interval.buckets.values(), strict=True):
             BUCKETS.keep(key, bucket, encoded)
         # Only now, with every bucket of the interval in Kafka, the sessions.
-        with collector.paused():
+        with _collector_paused():
             sessions = [(key, session.encode()) for key, session in interval.sessions.items()]
         await io.put_many(sessions_by_visitor, partition, sessions, send=send)
     for key, bucket in interval.buckets.items():

@@ -29,7 +29,6 @@ from agents.sink import bucket_line
 from agents.topics import events_topic
 from footfall import dogstatsd, worker_probes
 from footfall.app import app
-from footfall.collector import THAWS
 from footfall.gc_clock import GC_CLOCK
 from footfall.record_batches import readers_of, subscribed
 from footfall.settings import get_settings
@@ -193,7 +192,7 @@ class StreamStats(View):
                 "archive_files": archiver.files_written,
                 "archive_events": archiver.events_archived,
                 "archive_read_back": archiver.events_read_back,
-                "gc": {**GC_CLOCK.as_dict(), **THAWS.as_dict()},
+                "gc": GC_CLOCK.as_dict(),
             }
         )
 

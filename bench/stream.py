@@ -504,9 +504,7 @@ async def run(args: argparse.Namespace) -> None:
             print(
                 f"  garbage collector: {gc_share:.0%} of that time (thresholds "
                 f"{tuple(collector['thresholds'])}; since start, per generation: "
-                f"{collector['seconds']} s in {collector['collections']} collections; "
-                f"{collector.get('thaws', 0)} thaws of frozen objects, "
-                f"{collector.get('thaw_seconds', 0)} s)"
+                f"{collector['seconds']} s in {collector['collections']} collections)"
             )
             print(
                 "  changelog written: "

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import warnings
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -23,13 +22,6 @@ from tables.definitions import minutes_by_site, sessions_by_visitor
 from tables.sessions import Session
 
 TOPIC = get_settings().events_topic
-
-
-@pytest.fixture(autouse=True)
-def _thawed() -> Iterator[None]:
-    """Counting freezes what a batch leaves alive (agents/count.py); the next test starts thawed."""
-    yield
-    gc.unfreeze()
 
 
 class Record:
