@@ -290,9 +290,9 @@ async def measure_worker(
         cpu = cpu_seconds(pid)
         if gc_first is None and current.get("first_batch_ms") is not None:
             gc_first, cpu_first = gc_seconds, cpu
+        cpu_last = cpu
         if current.get("events_seen", 0) >= total:
             break
-        cpu_last = cpu
         await asyncio.sleep(0.05)
     else:
         raise SystemExit(f"worker: did not count {total:,} events within 900 s")

@@ -64,7 +64,11 @@ class Visitors:
 
     @property
     def by_rate(self) -> dict[int, ds.hll_sketch]:
-        """rate -> sketch (the sole visitor, if any, made into a sketch first)."""
+        """rate -> sketch (the sole visitor, if any, made into a sketch first).
+
+        A write as much as a read: not for a Visitors that another thread may be adding
+        to (the reports read buckets they decoded themselves).
+        """
         by_rate = self._by_rate
         if by_rate is None:
             by_rate = self._by_rate = {}
@@ -80,10 +84,13 @@ class Visitors:
         if by_rate is None:
             sole = self._sole
             if sole is None:
-                self._sole = visitor
-                self._sole_rate = rate
-                return
-            if rate == self._sole_rate and visitor == sole:
+                # An empty text is no visitor to DataSketches (its update ignores it): that
+                # one takes the sketch's path, which stores an empty sketch of its rate.
+                if visitor:
+                    self._sole = visitor
+                    self._sole_rate = rate
+                    return
+            elif rate == self._sole_rate and visitor == sole:
                 return  # a sketch updated twice with one value is unchanged
             by_rate = self.by_rate
         sketch = by_rate.get(rate)

@@ -30,6 +30,10 @@ def sketched(config: SketchConfig, adds: list[tuple[str, int]]) -> dict[int, ds.
         [("v1", 1), ("v1", 2)],
         [("v1", 2), ("v2", 1), ("v1", 2)],
         [(f"v{i}", 1) for i in range(50)],
+        [("", 1)],
+        [("", 1), ("v1", 1)],
+        [("v1", 1), ("", 1)],
+        [("", 2), ("v1", 1)],
     ],
 )
 def test_stored_form_and_answers_match_plain_sketches(
