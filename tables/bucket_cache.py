@@ -18,7 +18,9 @@ from tables.buckets import Bucket
 # What a decoded row costs in memory beyond its encoding: the Stats, its counters list and
 # its Visitors. Measured (RSS growth over the bench's 100,000 events, 220,000 rows): ~390
 # bytes for a row of one visitor (no sketch yet: footfall.visitors), ~810 for one with a
-# sketch; nine rows in ten of a minute bucket have one visitor.
+# sketch; nine rows in ten of a minute bucket counted here have one visitor. A row decoded
+# from the store has its sketch (~810), one not touched since costs only its bytes: a
+# blend, so the budget is approximate.
 ROW_OVERHEAD_BYTES = 450
 
 
