@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(
         100_000, ge=1, description="Most events one fetch from Kafka hands to the agents."
     )
+    queued_batches_max: int = Field(
+        1,
+        ge=1,
+        description="Most fetched batches waiting for each agent's actor of a partition: how "
+        "far a worker reads ahead of its counting (memory: each holds up to a whole fetch).",
+    )
     fetch_partition_max_kb: int = Field(
         8192,
         ge=64,

@@ -59,7 +59,11 @@ class Harness:
             offset += 1
         self.next_offset[partition] = offset
         for start in range(0, len(records), batch_size):
-            batch = RecordBatch(TOPIC, partition, records[start : start + batch_size])
+            # Every record of the call is in the partition already, as a fetch reports it
+            # (its high watermark): a backlog, whatever the worker's read-ahead.
+            batch = RecordBatch(
+                TOPIC, partition, records[start : start + batch_size], highwater=offset
+            )
             await self.agent.put(value=batch, partition=partition, wait=False)
         async with asyncio.timeout(10):
             while count.STATS.offsets.get(partition, -1) < offset - 1:  # noqa: ASYNC110 - polls the agent
