@@ -45,11 +45,6 @@ def create_app(settings: Settings) -> BatchingApp:
         # Table records up to the changelog topics' own limit (tables/definitions.py).
         producer_max_request_size=settings.changelog_record_max_mb * 2**20,
         broker_max_poll_records=settings.batch_max_events,
-        # Faust's default read-ahead is 4,096 stream events per actor: here a fetched batch
-        # each, decoded by the archive agent (faster than counting) while it waits for
-        # counting. On a backlog of 1,000,000 events the worker's peak RSS was 4.5 GiB with
-        # that, 4.4 with 4 and 3.0 with 1, at the same rate (docs/stream.md).
-        stream_buffer_maxsize=settings.queued_batches_max,
         consumer_max_fetch_size=settings.fetch_partition_max_kb * 1024,
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=settings.worker_session_timeout_s / 10,
