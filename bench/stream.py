@@ -80,6 +80,15 @@ def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
         return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a spawned process; kill it if it has not exited within a minute."""
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def make_events(n: int, seed: int = 5, events_per_session: float = 4.0) -> list[dict[str, Any]]:
     """`n` envelopes of ~560 bytes over the last two hours, in event_time order.
 
@@ -325,11 +334,7 @@ async def measure_floor(
         async with aiohttp.ClientSession() as session:
             rate, _, cpu = await measure_worker(session, port, total, floor.pid)
     finally:
-        floor.terminate()
-        try:
-            floor.wait(60)
-        except subprocess.TimeoutExpired:
-            floor.kill()
+        stop(floor)
     print(
         f"floor (the worker counting nothing): {rate:,.0f} events/s (ratio {rate / bare_rate:.2f}; "
         f"CPU {cpu:.0%} of a core)"
@@ -573,11 +578,7 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         for proc in (gateway, worker):
             if proc is not None:
-                proc.terminate()
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop(proc)
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
         await admin.start()
         try:
