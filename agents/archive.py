@@ -28,7 +28,7 @@ from faust.types import EventT, StreamT
 from agents.metrics import METRICS
 from agents.topics import events_topic
 from footfall.app import app
-from footfall.archive import ArchiveWriter
+from footfall.archive import ArchiveRow, ArchiveWriter, archive_row
 from footfall.record_batches import RecordBatch, batch_of
 from footfall.settings import get_settings
 from tables import io
@@ -45,12 +45,14 @@ def _progress_key(partition: int) -> bytes:
 @dataclass
 class _Buffer:
     last_event: EventT[RecordBatch] | None = None  # to address the partition's table writes
-    rows: list[tuple[int, int, Mapping[str, Any]]] = field(default_factory=list)
+    # Each event as its record's JSON: the decoded envelopes, shared with the counting
+    # agent, are let go with their batch (footfall.archive).
+    rows: list[ArchiveRow] = field(default_factory=list)
     since: float = field(default_factory=time.monotonic)
 
     @property
     def last_offset(self) -> int:
-        return self.rows[-1][1] if self.rows else -1
+        return self.rows[-1].offset if self.rows else -1
 
 
 def _is_envelope(value: Any) -> bool:
@@ -90,14 +92,14 @@ class Archiver:
         buffer = self.buffers.setdefault(partition, _Buffer())
         done = max(self.progress(partition), buffer.last_offset)
         rows = buffer.rows
-        for offset, envelope in batch.envelopes():
+        for record, (offset, envelope) in zip(batch.records, batch.envelopes(), strict=True):
             if offset <= done:
                 continue  # archived, or buffered already (Faust delivered it again)
             if not _is_envelope(envelope):
                 self.skipped += 1
                 log.warning("events.raw p%d o%d: not an envelope, not archived", partition, offset)
                 continue
-            rows.append((partition, offset, envelope))
+            rows.append(archive_row(offset, envelope, record.value))
             done = offset
         buffer.last_event = event
         return len(rows) >= self.flush_events
@@ -124,28 +126,26 @@ class Archiver:
                     archive_progress_by_partition,
                     partition,
                     _progress_key(partition),
-                    str(rows[-1][1]).encode(),
+                    str(rows[-1].offset).encode(),
                 )
             self.files_written += len(paths)
             self.events_archived += len(rows)
             METRICS.events_processed.labels("archive_events").inc(len(rows))
 
     async def _without_holes(
-        self, partition: int, progress: int, rows: list[tuple[int, int, Mapping[str, Any]]]
-    ) -> list[tuple[int, int, Mapping[str, Any]]]:
+        self, partition: int, progress: int, rows: list[ArchiveRow]
+    ) -> list[ArchiveRow]:
         """`rows` with the offsets missing since `progress` read back from Kafka."""
-        complete: list[tuple[int, int, Mapping[str, Any]]] = []
+        complete: list[ArchiveRow] = []
         expected = progress + 1
         for row in rows:
-            if row[1] > expected:
-                complete.extend(await self._read_back(partition, expected, row[1]))
+            if row.offset > expected:
+                complete.extend(await self._read_back(partition, expected, row.offset))
             complete.append(row)
-            expected = row[1] + 1
+            expected = row.offset + 1
         return complete
 
-    async def _read_back(
-        self, partition: int, start: int, end: int
-    ) -> list[tuple[int, int, Mapping[str, Any]]]:
+    async def _read_back(self, partition: int, start: int, end: int) -> list[ArchiveRow]:
         """Events of offsets [start, end) of a partition, straight from Kafka."""
         tp = TopicPartition(events_topic.get_topic_name(), partition)
         consumer = AIOKafkaConsumer(
@@ -154,7 +154,7 @@ class Archiver:
             auto_offset_reset="earliest",
         )
         await consumer.start()
-        rows: list[tuple[int, int, Mapping[str, Any]]] = []
+        rows: list[ArchiveRow] = []
         try:
             consumer.assign([tp])
             consumer.seek(tp, start)
@@ -167,7 +167,7 @@ class Archiver:
                     if envelope is None:
                         self.skipped += 1
                         continue
-                    rows.append((partition, record.offset, envelope))
+                    rows.append(archive_row(record.offset, envelope, record.value))
         finally:
             await consumer.stop()
         self.events_read_back += len(rows)

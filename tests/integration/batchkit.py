@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 
 from batch import hbase
 from batch.store import BatchStore, merge_visitors
-from footfall.archive import ArchiveWriter
+from footfall.archive import ArchiveRow, ArchiveWriter, archive_row
 from footfall.events import kafka_key
 from footfall.influx import quote_ident
 from footfall.settings import Settings, get_settings
@@ -93,11 +93,10 @@ def write_archive(root: Path, events: Sequence[Mapping[str, Any]], chunk: int = 
     about `chunk` events; after every file but the first, the tail of the one before is
     written again within the next (a replay after a crash: the same events twice, in two
     files). Return the number of files."""
-    by_partition: dict[int, list[tuple[int, int, Mapping[str, Any]]]] = defaultdict(list)
+    by_partition: dict[int, list[ArchiveRow]] = defaultdict(list)
     for event in events:
-        partition = partition_of(event)
-        rows = by_partition[partition]
-        rows.append((partition, len(rows), event))
+        rows = by_partition[partition_of(event)]
+        rows.append(archive_row(len(rows), event))
     writer = ArchiveWriter(str(root))
     files = 0
     for partition, rows in sorted(by_partition.items()):
