@@ -28,7 +28,7 @@ from faust.types import EventT, StreamT
 from agents.metrics import METRICS
 from agents.topics import events_topic
 from footfall.app import app
-from footfall.archive import ArchiveRow, ArchiveWriter, archive_row
+from footfall.archive import ArchiveRow, ArchiveWriter, archive_row, load_conversions
 from footfall.record_batches import RecordBatch, batch_of
 from footfall.settings import get_settings
 from tables import io
@@ -52,7 +52,7 @@ class _Buffer:
 
     @property
     def last_offset(self) -> int:
-        return self.rows[-1].offset if self.rows else -1
+        return self.rows[-1][0] if self.rows else -1
 
 
 def _is_envelope(value: Any) -> bool:
@@ -126,7 +126,7 @@ class Archiver:
                     archive_progress_by_partition,
                     partition,
                     _progress_key(partition),
-                    str(rows[-1].offset).encode(),
+                    str(rows[-1][0]).encode(),
                 )
             self.files_written += len(paths)
             self.events_archived += len(rows)
@@ -139,10 +139,11 @@ class Archiver:
         complete: list[ArchiveRow] = []
         expected = progress + 1
         for row in rows:
-            if row.offset > expected:
-                complete.extend(await self._read_back(partition, expected, row.offset))
+            offset = row[0]
+            if offset > expected:
+                complete.extend(await self._read_back(partition, expected, offset))
             complete.append(row)
-            expected = row.offset + 1
+            expected = offset + 1
         return complete
 
     async def _read_back(self, partition: int, start: int, end: int) -> list[ArchiveRow]:
@@ -183,6 +184,7 @@ class Archiver:
 archiver = Archiver(
     _settings.archive_url, _settings.archive_flush_events, _settings.archive_flush_s
 )
+load_conversions()  # at the worker's start, not in the middle of its first write
 
 
 @app.agent(events_topic, isolated_partitions=True)

@@ -20,9 +20,9 @@ ranges is possible after a crash, and harmless, as readers drop duplicate event 
 
 The writer takes each event as its record's JSON (`ArchiveRow`), not as the decoded
 envelope, and Arrow's JSON reader turns a file's events into columns: in C++, without the
-GIL, so the counting on the worker's event loop goes on meanwhile. Building the columns from
-decoded envelopes instead took 6-15 µs of the worker's GIL per event, as much as counting
-it, and a buffer of decoded envelopes holds ~4 times the memory of their JSON.
+GIL, so the counting on the worker's event loop goes on meanwhile. pyarrow converting the
+decoded envelopes' values instead holds the GIL throughout, and takes twice the time
+(bench/archive.py); a buffered event takes 700 bytes as a row, 2,500 as a decoded envelope.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import fsspec
 import orjson
@@ -83,22 +83,27 @@ _JSON_PARSE_OPTIONS: Final = pa_json.ParseOptions(
 )
 
 
-class ArchiveRow(NamedTuple):
-    """One event as the archive buffers it (`archive_row` makes one)."""
-
-    offset: int  # in its `events.raw` partition
-    event_time: int  # which hour's file it goes to
-    value: bytes  # its record's value: the envelope as one JSON object
-    props: str | None  # its `props` column: the props as JSON text
+# One event as the archive buffers it: (offset in its `events.raw` partition, event_time,
+# its record's value: the envelope as one JSON object, the envelope's decoded `props`). The
+# record's JSON rather than its decoded envelope, and a plain tuple rather than a NamedTuple
+# (twice as slow to make): one is made per event on the worker's event loop.
+ArchiveRow = tuple[int, int, bytes, Any]
 
 
 def archive_row(offset: int, envelope: Mapping[str, Any], value: bytes | None = None) -> ArchiveRow:
     """The row of an event: `value` is its record's JSON (encoded from `envelope` if None)."""
     if value is None:
         value = encode_envelope(dict(envelope))
-    props = envelope.get(_PROPS_FIELD)
-    text = orjson.dumps(props).decode() if props is not None else None
-    return ArchiveRow(offset, envelope["event_time"], value, text)
+    return (offset, envelope["event_time"], value, envelope.get(_PROPS_FIELD))
+
+
+def load_conversions() -> None:
+    """Import now what pyarrow imports on its first conversion of Python values.
+
+    That is pandas: 0.3-0.6 s holding the GIL, which in the middle of a worker's first
+    archive write would stall its event loop (and counting) as long.
+    """
+    pa.array([None], pa.string())
 
 
 def to_table(partition: int, rows: Sequence[ArchiveRow]) -> pa.Table:
@@ -109,15 +114,16 @@ def to_table(partition: int, rows: Sequence[ArchiveRow]) -> pa.Table:
         # Arrow's reader refuses some values the gateway never publishes but another
         # producer might, and that pyarrow's conversion of Python values coerces (a float
         # where an integer belongs): such a file's columns come from the decoded envelopes.
-        read = _from_envelopes([orjson.loads(row.value) for row in rows])
+        read = _from_envelopes([orjson.loads(value) for _, _, value, _ in rows])
+    props = [orjson.dumps(p).decode() if p is not None else None for _, _, _, p in rows]
     columns: dict[str, Any] = {}
     for spec in ENVELOPE_FIELDS:
         if spec.name == _PROPS_FIELD:
-            columns[spec.name] = pa.array([row.props for row in rows], pa.string())
+            columns[spec.name] = pa.array(props, pa.string())
         else:
             columns[spec.name] = read.column(spec.name)
     columns["kafka_partition"] = pa.array([partition] * len(rows), pa.int32())
-    columns["kafka_offset"] = pa.array([row.offset for row in rows], pa.int64())
+    columns["kafka_offset"] = pa.array([offset for offset, _, _, _ in rows], pa.int64())
     return pa.Table.from_pydict(columns, schema=ARCHIVE_SCHEMA)
 
 
@@ -127,7 +133,7 @@ def _read_json(rows: Sequence[ArchiveRow]) -> pa.Table:
     A raw line break in valid JSON is whitespace (inside a string it would be escaped), and
     the reader takes one as the end of a value: it becomes a space.
     """
-    lines = b"\n".join(_one_line(row.value) for row in rows)
+    lines = b"\n".join(_one_line(value) for _, _, value, _ in rows)
     table = pa_json.read_json(io.BytesIO(lines), parse_options=_JSON_PARSE_OPTIONS)
     if table.num_rows != len(rows):
         # The columns must line up with the rows' offsets and props; one JSON object per
@@ -161,11 +167,11 @@ class ArchiveWriter:
         """Write a partition's rows (offset order); return the paths of the files made."""
         by_hour: dict[int, list[ArchiveRow]] = defaultdict(list)
         for row in rows:
-            by_hour[row.event_time // HOUR_MS].append(row)  # a datetime per hour only
+            by_hour[row[1] // HOUR_MS].append(row)  # by event_time; a datetime per hour only
         paths = []
         for hour, hour_rows in sorted(by_hour.items()):
             directory = hour_dir(hour * HOUR_MS)
-            name = file_name(partition, hour_rows[0].offset, hour_rows[-1].offset)
+            name = file_name(partition, hour_rows[0][0], hour_rows[-1][0])
             table = to_table(partition, hour_rows)
             paths.append(self._write_file(f"{self.root}/{directory}", name, table))
         return paths

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +106,7 @@ def test_a_record_in_several_lines_is_read_as_one_event() -> None:
         archive_row(i, e, orjson.dumps(e, option=orjson.OPT_INDENT_2).replace(b"\n", b"\r\n"))
         for i, e in enumerate(events)
     ]
-    assert all(b"\n" in row.value for row in rows)
+    assert all(b"\n" in value for _, _, value, _ in rows)
     assert archive._read_json(rows).num_rows == len(events)
     assert archive.to_table(3, rows).equals(_by_envelopes(3, events))
 
@@ -120,3 +122,24 @@ def test_a_value_the_json_reader_refuses_is_converted_from_the_decoded_envelope(
     table = archive.to_table(0, [archive_row(i, e) for i, e in enumerate(events)])
     assert table.column("ts").to_pylist() == [T0, 1]
     assert table.equals(_by_envelopes(0, events))
+
+
+def test_after_load_conversions_writing_a_file_imports_nothing() -> None:
+    # pyarrow imports pandas on its first conversion of Python values: at the worker's
+    # start (agents/archive.py), not in the middle of its first write, holding the GIL.
+    event = envelope("shop", "v", T0) | {"props": {"plan": "pro"}}
+    script = (
+        "import sys, orjson\n"
+        "from footfall import archive\n"
+        "archive.load_conversions()\n"
+        "before = set(sys.modules)\n"
+        "archive.to_table(0, [archive.archive_row(0, orjson.loads(sys.argv[1]))])\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, orjson.dumps(event).decode()],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]", done.stdout
