@@ -18,7 +18,9 @@ Run: ``.venv/bin/python bench/stream.py`` with the stack up (``footfall stack up
    `--sustained-sites` shops are published straight to the topic for
    `--sustained-seconds`, stamped as received at publish time; freshness p50/p95, events
    per batch, the worker's CPU and changelog bytes per event are read from the worker and
-   /proc. The publisher shares the 2 cores.
+   /proc. The publisher shares the 2 cores. `--sustained-workers N` runs it on N workers
+   of one group (the backlog's and N - 1 started after it), partitions split between
+   them: what adding workers does.
 5. Freshness: a `footfall gateway` publishes to the same topic while this script posts
    `--rate` events/s for `--seconds` (batches of 10); the worker measures, per event, the
    time from the gateway's receipt (`received_at`, which precedes its 202) to the event
@@ -391,18 +393,22 @@ async def sustained(
     bootstrap: str,
     topic: str,
     session: aiohttp.ClientSession,
-    port: int,
-    worker: subprocess.Popen[bytes],
+    workers: list[tuple[subprocess.Popen[bytes], int]],
 ) -> None:
-    """A steady `--sustained-rate` straight to Kafka: freshness, batch size, worker CPU."""
+    """A steady `--sustained-rate` straight to Kafka: freshness, batch size, workers' CPU.
+
+    `workers`: (process, web port) of each worker of the group, the partitions split
+    between them. Freshness is per worker (each one measures the events it counted); with
+    several, the highest p95 is an upper bound of the p95 of all events.
+    """
     events = make_events(
         int(args.sustained_rate * args.sustained_seconds),
         seed=11,
         events_per_session=args.events_per_session,
     )
-    before = await stats(session, port)
+    before = [await stats(session, port) for _, port in workers]
     since = int(time.time() * 1000)
-    cpu_before, wall_before = cpu_seconds(worker.pid), time.monotonic()
+    cpu_before, wall_before = sum(cpu_seconds(w.pid) for w, _ in workers), time.monotonic()
     sent = await publish_paced(
         bootstrap,
         topic,
@@ -411,20 +417,86 @@ async def sustained(
         args.sustained_seconds,
         args.sustained_sites,
     )
-    after = await wait_for(session, port, "events_seen", before["events_seen"] + sent, 120)
-    cpu = (cpu_seconds(worker.pid) - cpu_before) / (time.monotonic() - wall_before)
-    fresh = (await stats(session, port, since))["freshness_ms"]
-    batches = after["batches"] - before["batches"]
-    intervals = after["intervals"] - before["intervals"]
+    seen_before = sum(b["events_seen"] for b in before)
+    deadline = time.monotonic() + 120
+    while True:
+        after = [await stats(session, port) for _, port in workers]
+        if sum(a.get("events_seen", 0) for a in after) >= seen_before + sent:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"workers: {sent:,} sustained events not counted within 120 s")
+        await asyncio.sleep(0.1)
+    wall = time.monotonic() - wall_before
+    cpu = (sum(cpu_seconds(w.pid) for w, _ in workers) - cpu_before) / wall
+
+    def grown(key: str) -> int:
+        return sum(a[key] - b[key] for a, b in zip(after, before, strict=True))
+
+    fresh = [(await stats(session, port, since))["freshness_ms"] for _, port in workers]
+    if len(workers) == 1:
+        freshness = f"freshness p50 {fresh[0]['p50']} ms, p95 {fresh[0]['p95']} ms"
+    else:
+        each = ", ".join(f"{f['p50']} / {f['p95']} ms ({f['n']:,} events)" for f in fresh)
+        worst = max(f["p95"] for f in fresh if f["p95"] is not None)
+        freshness = f"freshness p50 / p95 per worker {each}: p95 <= {worst} ms"
     print(
         f"sustained {args.sustained_rate:,.0f} events/s for {args.sustained_seconds:.0f} s "
-        f"over {args.sustained_sites} sites (straight to Kafka): "
-        f"freshness p50 {fresh['p50']} ms, p95 {fresh['p95']} ms; "
-        f"{sent / max(1, batches):,.0f} events per batch, {sent / max(1, intervals):,.0f} "
-        f"per interval written; worker CPU {cpu:.0%} of a core; "
-        f"changelog {(after['changelog_bytes'] - before['changelog_bytes']) / sent:,.0f} "
+        f"over {args.sustained_sites} sites (straight to Kafka), {len(workers)} worker(s): "
+        f"{freshness}; {sent / max(1, grown('batches')):,.0f} events per batch, "
+        f"{sent / max(1, grown('intervals')):,.0f} per interval written; workers' CPU "
+        f"{cpu:.0%} of a core in all; changelog {grown('changelog_bytes') / sent:,.0f} "
         "bytes/event"
     )
+
+
+async def wait_ready(session: aiohttp.ClientSession, port: int, limit_s: float) -> None:
+    """Until the worker's /readyz answers 200: its tables recovered, it counts."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)
+    raise SystemExit(f"worker on port {port}: not ready within {limit_s:.0f} s")
+
+
+async def add_workers(
+    session: aiohttp.ClientSession,
+    env: dict[str, str],
+    work: Path,
+    log_dir: Path,
+    first_port: int,
+    count: int,
+    partitions: int,
+) -> list[tuple[subprocess.Popen[bytes], int]]:
+    """Start `count` more workers in the first one's group; return them once the group's
+    partitions are split among all of them (each owns some, together all)."""
+    added: list[tuple[subprocess.Popen[bytes], int]] = []
+    for i in range(count):
+        port = free_port()
+        extra_env = {
+            **env,
+            "FOOTFALL_DATA_DIR": str(work / f"worker-{i + 2}"),
+            "FOOTFALL_WEB_PORT": str(port),
+        }
+        log = log_dir / f"bench-stream-worker-{i + 2}.log"
+        added.append((spawn([sys.executable, "-m", "agents.commands"], extra_env, log), port))
+    ports = [first_port, *(port for _, port in added)]
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        owned = [(await stats(session, port)).get("owned_partitions") or [] for port in ports]
+        if all(owned) and sorted(p for o in owned for p in o) == list(range(partitions)):
+            for port in ports:  # each one's share of the tables recovered
+                await wait_ready(session, port, 180)
+            print(f"{len(ports)} workers, partitions {owned}")
+            return added
+        await asyncio.sleep(0.5)
+    for proc, _ in added:
+        stop(proc)
+    raise SystemExit(f"{len(ports)} workers did not split the partitions within 180 s")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -489,6 +561,7 @@ async def run(args: argparse.Namespace) -> None:
             log_dir / "bench-stream-py-spy.log",
         )
     gateway: subprocess.Popen[bytes] | None = None
+    extra_workers: list[subprocess.Popen[bytes]] = []  # --sustained-workers beyond the first
     try:
         async with aiohttp.ClientSession() as session:
             worker_rate, gc_share, worker_cpu = await measure_worker(
@@ -535,7 +608,26 @@ async def run(args: argparse.Namespace) -> None:
             print(f"ratios to the bare loop's mean ({bare_mean:,.0f} events/s): {ratios}")
 
             if args.sustained_rate > 0:
-                await sustained(args, settings.kafka_bootstrap, topic, session, web_port, worker)
+                extra = await add_workers(
+                    session,
+                    env,
+                    work,
+                    log_dir,
+                    web_port,
+                    args.sustained_workers - 1,
+                    settings.topic_partitions,
+                )
+                extra_workers.extend(proc for proc, _ in extra)
+                group = [(worker, web_port), *extra]
+                await sustained(args, settings.kafka_bootstrap, topic, session, group)
+                if extra:
+                    # The freshness run below reads the first worker alone: it takes every
+                    # partition back.
+                    for proc, _ in extra:
+                        stop(proc)
+                    everything = list(range(settings.topic_partitions))
+                    await wait_for(session, web_port, "owned_partitions", everything, 180)
+                    await wait_ready(session, web_port, 180)
 
             from footfall.sites.registry import add_site
 
@@ -561,10 +653,16 @@ async def run(args: argparse.Namespace) -> None:
                     pass
                 await asyncio.sleep(0.2)
             since = int(time.time() * 1000)
-            before = (await stats(session, web_port))["events_seen"]
             accepted, latencies = await post_paced(f"{url}/v1/collect", args.rate, args.seconds)
-            await wait_for(session, web_port, "events_seen", before + accepted, 60)
-            fresh = (await stats(session, web_port, since))["freshness_ms"]
+            # Until every posted event is counted. (Not by `events_seen`: a worker that took
+            # partitions back from others counts the batches it reads again there too.)
+            deadline = time.monotonic() + 60
+            while (fresh := (await stats(session, web_port, since))["freshness_ms"])[
+                "n"
+            ] < accepted:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"worker: {accepted:,} posted events not counted in 60 s")
+                await asyncio.sleep(0.1)
             latencies.sort()
 
             def p(q: float) -> float:
@@ -576,7 +674,7 @@ async def run(args: argparse.Namespace) -> None:
                 f"(gateway request latency p50 {p(0.5):.1f} ms, p95 {p(0.95):.1f} ms)"
             )
     finally:
-        for proc in (gateway, worker):
+        for proc in (gateway, worker, *extra_workers):
             if proc is not None:
                 stop(proc)
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
@@ -606,6 +704,12 @@ def main() -> None:
         help="events/s published straight to Kafka for the steady-state run (0: skip it)",
     )
     parser.add_argument("--sustained-seconds", type=float, default=30)
+    parser.add_argument(
+        "--sustained-workers",
+        type=int,
+        default=1,
+        help="workers for the steady-state run (the backlog's worker and more in its group)",
+    )
     parser.add_argument(
         "--sustained-sites",
         type=int,
