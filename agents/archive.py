@@ -45,8 +45,8 @@ def _progress_key(partition: int) -> bytes:
 @dataclass
 class _Buffer:
     last_event: EventT[RecordBatch] | None = None  # to address the partition's table writes
-    # Each event as its record's JSON: the decoded envelopes, shared with the counting
-    # agent, are let go with their batch (footfall.archive).
+    # Each event as its record's JSON (and its props): the decoded envelopes, shared with
+    # the counting agent, are let go with their batch (footfall.archive).
     rows: list[ArchiveRow] = field(default_factory=list)
     since: float = field(default_factory=time.monotonic)
 
