@@ -417,7 +417,7 @@ async def sustained(
         args.sustained_seconds,
         args.sustained_sites,
     )
-    seen_before = sum(b["events_seen"] for b in before)
+    seen_before = sum(b.get("events_seen", 0) for b in before)
     deadline = time.monotonic() + 120
     while True:
         after = [await stats(session, port) for _, port in workers]
@@ -430,14 +430,14 @@ async def sustained(
     cpu = (sum(cpu_seconds(w.pid) for w, _ in workers) - cpu_before) / wall
 
     def grown(key: str) -> int:
-        return sum(a[key] - b[key] for a, b in zip(after, before, strict=True))
+        return sum(a.get(key, 0) - b.get(key, 0) for a, b in zip(after, before, strict=True))
 
     fresh = [(await stats(session, port, since))["freshness_ms"] for _, port in workers]
     if len(workers) == 1:
         freshness = f"freshness p50 {fresh[0]['p50']} ms, p95 {fresh[0]['p95']} ms"
     else:
         each = ", ".join(f"{f['p50']} / {f['p95']} ms ({f['n']:,} events)" for f in fresh)
-        worst = max(f["p95"] for f in fresh if f["p95"] is not None)
+        worst = max((f["p95"] for f in fresh if f["p95"] is not None), default=None)
         freshness = f"freshness p50 / p95 per worker {each}: p95 <= {worst} ms"
     print(
         f"sustained {args.sustained_rate:,.0f} events/s for {args.sustained_seconds:.0f} s "
@@ -471,9 +471,11 @@ async def add_workers(
     first_port: int,
     count: int,
     partitions: int,
+    started: list[subprocess.Popen[bytes]],
 ) -> list[tuple[subprocess.Popen[bytes], int]]:
     """Start `count` more workers in the first one's group; return them once the group's
-    partitions are split among all of them (each owns some, together all)."""
+    partitions are split among all of them (each owns some, together all) and each is
+    ready. Each process goes into `started` as soon as it runs (for the caller to stop)."""
     added: list[tuple[subprocess.Popen[bytes], int]] = []
     for i in range(count):
         port = free_port()
@@ -483,7 +485,9 @@ async def add_workers(
             "FOOTFALL_WEB_PORT": str(port),
         }
         log = log_dir / f"bench-stream-worker-{i + 2}.log"
-        added.append((spawn([sys.executable, "-m", "agents.commands"], extra_env, log), port))
+        proc = spawn([sys.executable, "-m", "agents.commands"], extra_env, log)
+        started.append(proc)
+        added.append((proc, port))
     ports = [first_port, *(port for _, port in added)]
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -494,8 +498,6 @@ async def add_workers(
             print(f"{len(ports)} workers, partitions {owned}")
             return added
         await asyncio.sleep(0.5)
-    for proc, _ in added:
-        stop(proc)
     raise SystemExit(f"{len(ports)} workers did not split the partitions within 180 s")
 
 
@@ -616,8 +618,8 @@ async def run(args: argparse.Namespace) -> None:
                     web_port,
                     args.sustained_workers - 1,
                     settings.topic_partitions,
+                    extra_workers,
                 )
-                extra_workers.extend(proc for proc, _ in extra)
                 group = [(worker, web_port), *extra]
                 await sustained(args, settings.kafka_bootstrap, topic, session, group)
                 if extra:
@@ -674,7 +676,7 @@ async def run(args: argparse.Namespace) -> None:
                 f"(gateway request latency p50 {p(0.5):.1f} ms, p95 {p(0.95):.1f} ms)"
             )
     finally:
-        for proc in (gateway, worker, *extra_workers):
+        for proc in [gateway, worker, *extra_workers]:
             if proc is not None:
                 stop(proc)
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)

@@ -22,7 +22,7 @@ The writer takes each event as its record's JSON (`ArchiveRow`), not as the deco
 envelope, and Arrow's JSON reader turns a file's events into columns: in C++, without the
 GIL, so the counting on the worker's event loop goes on meanwhile. pyarrow converting the
 decoded envelopes' values instead holds the GIL throughout, and takes twice the time
-(bench/archive.py); a buffered event takes 700 bytes as a row, 2,500 as a decoded envelope.
+(bench/archive.py); a buffered event takes 970 bytes as a row, 2,500 as a decoded envelope.
 """
 
 from __future__ import annotations

@@ -49,11 +49,11 @@ def test_events_are_written_per_hour_with_bots_and_no_temporary_files(tmp_path: 
         "part-p2-o42-42.parquet",
     ]
     table = pads.dataset(tmp_path, format="parquet", partitioning="hive").to_table()
-    rows = sorted(table.to_pylist(), key=lambda r: r["kafka_offset"])
-    assert [r["bot"] for r in rows] == [False, True, False]
-    assert rows[0]["props"] == '{"plan":"pro","seats":3.0,"trial":false}'
-    assert rows[2]["revenue"] == {"amount": 9.5, "currency": "EUR"}
-    assert (rows[2]["dt"], rows[2]["hour"]) == ("2025-11-25", 0)
+    read = sorted(table.to_pylist(), key=lambda r: r["kafka_offset"])
+    assert [r["bot"] for r in read] == [False, True, False]
+    assert read[0]["props"] == '{"plan":"pro","seats":3.0,"trial":false}'
+    assert read[2]["revenue"] == {"amount": 9.5, "currency": "EUR"}
+    assert (read[2]["dt"], read[2]["hour"]) == ("2025-11-25", 0)
 
 
 def test_writing_the_same_offsets_again_overwrites(tmp_path: Path) -> None:
