@@ -97,6 +97,9 @@ _required_values = operator.itemgetter(*_REQUIRED)  # one C call per event, not 
 class CountStats:
     """What the worker counted, for /stream/stats/ and the benchmark."""
 
+    #: Events taken up, each offset once: a batch read again (Faust seeking a partition
+    #: back, or a partition coming back from another worker) adds only what is past the
+    #: last offset written here.
     events_seen: int = 0
     events_applied: int = 0
     changelog_bytes: int = 0  # keys and values of the bucket and session records written
@@ -197,7 +200,8 @@ class Interval:
     sessions: dict[bytes, Session] = field(default_factory=dict)
     events: list[EventT[RecordBatch]] = field(default_factory=list)
     received: list[int] = field(default_factory=list)  # received_at of each countable event
-    seen: int = 0
+    seen: int = 0  # events of its batches (what `due` limits)
+    new: int = 0  # of them, those past what this worker has written of the partition
     applied: int = 0
     stream_time: int = 0
     last_offset: int = -1
@@ -213,7 +217,13 @@ class Interval:
     ) -> None:
         """Take in a batch counted into this interval's counter: its countable `pairs`."""
         self.added = time.monotonic()
-        self.received.extend(envelope["received_at"] for _, envelope in pairs)
+        done = max(STATS.offsets.get(batch.partition, -1), self.last_offset)
+        if batch.first_offset > done:
+            self.new += len(batch)
+            self.received.extend(envelope["received_at"] for _, envelope in pairs)
+        else:  # read again: its freshness and `events_seen` were taken the first time
+            self.new += sum(1 for record in batch.records if record.offset > done)
+            self.received.extend(e["received_at"] for offset, e in pairs if offset > done)
         self.buckets.update(result.buckets)
         self.sessions.update(result.sessions)
         self.events.append(event)
@@ -352,13 +362,13 @@ async def _write(partition: int, interval: Interval) -> None:
     counted_at = STATS.last_write_ms = int(time.time() * 1000)
     STATS.batches += len(interval.events)
     STATS.intervals += 1
-    STATS.events_seen += interval.seen
-    METRICS.events_processed.labels("count_events").inc(interval.seen)
+    STATS.events_seen += interval.new
+    METRICS.events_processed.labels("count_events").inc(interval.new)
     STATS.events_applied += interval.applied
     STATS.changelog_bytes += sum(len(k) + len(v) for k, v in buckets) + sum(
         len(k) + len(v) for k, v in sessions
     )
-    STATS.offsets[partition] = interval.last_offset
+    STATS.offsets[partition] = max(interval.last_offset, STATS.offsets.get(partition, -1))
     if interval.stream_time > STATS.stream_time.get(partition, 0):
         STATS.stream_time[partition] = interval.stream_time
     STATS.freshness.extend((received, counted_at - received) for received in interval.received)

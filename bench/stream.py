@@ -657,7 +657,7 @@ async def run(args: argparse.Namespace) -> None:
             since = int(time.time() * 1000)
             accepted, latencies = await post_paced(f"{url}/v1/collect", args.rate, args.seconds)
             # Until every posted event is counted. (Not by `events_seen`: a worker that took
-            # partitions back from others counts the batches it reads again there too.)
+            # partitions back from others also counts what they had counted, not committed.)
             deadline = time.monotonic() + 60
             while (fresh := (await stats(session, web_port, since))["freshness_ms"])[
                 "n"

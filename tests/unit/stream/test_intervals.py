@@ -187,3 +187,19 @@ async def test_a_counting_failure_stops_the_worker(
         while not crashed:  # noqa: ASYNC110 - polls the agent
             await asyncio.sleep(0.01)
     assert isinstance(crashed[0], ValueError)
+
+
+async def test_a_batch_read_again_adds_nothing_to_events_seen_or_freshness(
+    harness: Harness,
+) -> None:
+    # Faust seeking a partition back, or the partition coming back from another worker,
+    # has the worker read batches it already wrote: counting skips their events by offset,
+    # and so must the stats (tests and the benchmark wait on `events_seen`).
+    events = workload(600, seed=23)
+    seen, fresh = count.STATS.events_seen, len(count.STATS.freshness)
+    await harness.feed(events[:400], batch_size=BATCH)
+    assert count.STATS.events_seen - seen == 400
+    harness.replay_from(250)  # offsets 250-399 again, then the rest for the first time
+    await harness.feed(events[250:], batch_size=BATCH)
+    assert count.STATS.events_seen - seen == len(events)  # about 600
+    assert len(count.STATS.freshness) - fresh == len(events)
