@@ -76,6 +76,11 @@ def free_port() -> int:
         return port
 
 
+def local(port: int) -> str:
+    """The URL of a server this script started on this machine."""
+    return f"http://127.0.0.1:{port}"
+
+
 def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
@@ -259,7 +264,7 @@ async def stats(
 ) -> dict[str, Any]:
     query = f"?since={since}" if since is not None else ""
     try:
-        async with session.get(f"http://127.0.0.1:{port}/stream/stats/{query}") as resp:
+        async with session.get(f"{local(port)}/stream/stats/{query}") as resp:
             result: dict[str, Any] = await resp.json()
             return result
     except aiohttp.ClientError:
@@ -449,18 +454,18 @@ async def sustained(
     )
 
 
-async def wait_ready(session: aiohttp.ClientSession, port: int, limit_s: float) -> None:
-    """Until the worker's /readyz answers 200: its tables recovered, it counts."""
+async def wait_ready(session: aiohttp.ClientSession, url: str, limit_s: float) -> None:
+    """Until `url`/readyz answers 200 (a worker: its tables recovered, it counts)."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         try:
-            async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
+            async with session.get(f"{url}/readyz") as resp:
                 if resp.status == 200:
                     return
         except aiohttp.ClientError:
             pass
         await asyncio.sleep(0.2)
-    raise SystemExit(f"worker on port {port}: not ready within {limit_s:.0f} s")
+    raise SystemExit(f"{url}: not ready within {limit_s:.0f} s")
 
 
 async def add_workers(
@@ -494,7 +499,7 @@ async def add_workers(
         owned = [(await stats(session, port)).get("owned_partitions") or [] for port in ports]
         if all(owned) and sorted(p for o in owned for p in o) == list(range(partitions)):
             for port in ports:  # each one's share of the tables recovered
-                await wait_ready(session, port, 180)
+                await wait_ready(session, local(port), 180)
             print(f"{len(ports)} workers, partitions {owned}")
             return added
         await asyncio.sleep(0.5)
@@ -629,7 +634,7 @@ async def run(args: argparse.Namespace) -> None:
                         stop(proc)
                     everything = list(range(settings.topic_partitions))
                     await wait_for(session, web_port, "owned_partitions", everything, 180)
-                    await wait_ready(session, web_port, 180)
+                    await wait_ready(session, local(web_port), 180)
 
             from footfall.sites.registry import add_site
 
@@ -644,16 +649,8 @@ async def run(args: argparse.Namespace) -> None:
                 env,
                 log_dir / "bench-stream-gateway.log",
             )
-            url = f"http://127.0.0.1:{gateway_port}"
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    async with session.get(f"{url}/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
+            url = local(gateway_port)
+            await wait_ready(session, url, 60)
             since = int(time.time() * 1000)
             accepted, latencies = await post_paced(f"{url}/v1/collect", args.rate, args.seconds)
             # Until every posted event is counted. (Not by `events_seen`: a worker that took
