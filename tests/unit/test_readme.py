@@ -13,3 +13,4 @@ def test_readme_holds_the_generated_settings_table() -> None:
         "README settings table is stale: run `python -m footfall.settings_doc` and paste it"
     )
     assert readme.count("<!-- settings:begin") == 1, "the settings table is in the README twice"
+    assert readme.count("<!-- settings:end") == 1, "the settings table's end marker is doubled"
