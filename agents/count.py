@@ -58,7 +58,7 @@ from footfall.settings import Settings, get_settings
 from footfall.visitors import SketchConfig
 from tables import io
 from tables.bucket_cache import BucketCache
-from tables.buckets import Bucket
+from tables.buckets import CountedBucket
 from tables.counting import BatchCounter, BatchResult, CountingRules
 from tables.definitions import minutes_by_site, sessions_by_visitor
 from tables.sessions import Session
@@ -196,7 +196,7 @@ class Interval:
     """One partition's batches counted since its records were last written (module docstring)."""
 
     counter: BatchCounter
-    buckets: dict[bytes, Bucket] = field(default_factory=dict)
+    buckets: dict[bytes, CountedBucket] = field(default_factory=dict)
     sessions: dict[bytes, Session] = field(default_factory=dict)
     events: list[EventT[RecordBatch]] = field(default_factory=list)
     received: list[int] = field(default_factory=list)  # received_at of each countable event

@@ -20,21 +20,18 @@ from collections.abc import Callable, Iterable
 
 from agents.metrics import METRICS
 from footfall.influx import InfluxClient, InfluxError
+from footfall.metrics import COUNTERS
 from footfall.series import minute_fields, minute_line
-from tables.buckets import Bucket, parse_bucket_key
+from tables.buckets import CountedBucket, parse_bucket_key
 
 log = logging.getLogger(__name__)
 
 
-def bucket_line(key: bytes, bucket: Bucket) -> str:
+def bucket_line(key: bytes, bucket: CountedBucket) -> str:
     """The InfluxDB point of a bucket (footfall.series)."""
     site, minute, partition = parse_bucket_key(key)
-    fields = minute_fields(
-        bucket.total.as_dict(),
-        bucket.total.visitors.estimate(),
-        bucket.revenue,
-        bucket.total.visitors.max_rate(),
-    )
+    counts, visitors, revenue, max_rate = bucket.point()
+    fields = minute_fields(dict(zip(COUNTERS, counts, strict=True)), visitors, revenue, max_rate)
     return minute_line(site, str(partition), minute, fields)
 
 

@@ -12,6 +12,12 @@ one warning for a stale build). All or none: the compiled modules reach into eac
 compiled classes.
 
 No compiler, no mypy or a failed build leave the sources in use: the same code, slower.
+
+The build also compiles the Rust crate in native/ into `footfall._core` (with cargo, its
+build directory under the cache directory): counting's minute buckets in native memory
+(tables/bucket_maker.py). It has a digest of its own in the record, over the crate's
+files: a stale or missing `_core`, or `FOOTFALL_PURE_PYTHON`, leaves the Python buckets
+counting. No cargo leaves them too.
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
+import subprocess
 import sys
 import sysconfig
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,10 @@ PURE_PYTHON_ENV = "FOOTFALL_PURE_PYTHON"
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = Path(__file__).with_name("native.json")
 _SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+#: The Rust crate, its module, and its key in the record.
+CRATE = ROOT / "native"
+CORE_MODULE = "footfall._core"
+CORE_RECORD_KEY = "native/ (Rust)"
 
 
 def source_of(module: str) -> Path:
@@ -62,18 +75,87 @@ def digests() -> dict[str, str]:
     return {m: hashlib.sha256(source_of(m).read_bytes()).hexdigest() for m in NATIVE_MODULES}
 
 
+def crate_digest() -> str:
+    """The SHA-256 over the crate's manifest, lock file and sources, as they are now."""
+    digest = hashlib.sha256()
+    files = [CRATE / "Cargo.toml", CRATE / "Cargo.lock", *sorted((CRATE / "src").glob("*.rs"))]
+    for path in files:
+        if path.exists():
+            digest.update(path.relative_to(CRATE).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _pure_python() -> bool:
+    return os.environ.get(PURE_PYTHON_ENV, "").lower() in ("1", "true", "yes")
+
+
+def core() -> ModuleType | None:
+    """`footfall._core` if it is built from the crate as it is now, and wanted; else None."""
+    if _pure_python() or not extension_of(CORE_MODULE).exists():
+        return None
+    try:
+        recorded = json.loads(RECORD.read_text()).get(CORE_RECORD_KEY)
+    except (OSError, ValueError):
+        recorded = None
+    if recorded != crate_digest():
+        log.warning(
+            "footfall._core out of date with native/: the Python buckets count "
+            "(rebuild with `footfall native build`)"
+        )
+        return None
+    return importlib.import_module(CORE_MODULE)
+
+
+def build_core(cache_dir: Path) -> bool:
+    """Compile native/ with cargo into footfall/_core; False (and why, logged) if it cannot."""
+    cargo = shutil.which("cargo")
+    if cargo is None:
+        log.warning("no cargo: footfall._core not built, the Python buckets count")
+        return False
+    target = cache_dir / "cargo-target"
+    env = {**os.environ, "CARGO_TARGET_DIR": str(target)}
+    manifest = str(CRATE / "Cargo.toml")
+    done = subprocess.run(
+        [cargo, "build", "--release", "--quiet", "--locked", "--manifest-path", manifest],
+        env=env,
+        check=False,
+    )
+    if done.returncode != 0:
+        log.warning("cargo build failed: footfall._core not built, the Python buckets count")
+        return False
+    library = target / "release" / "lib_core.so"
+    destination = extension_of(CORE_MODULE)
+    partial = destination.with_suffix(".partial")
+    shutil.copyfile(library, partial)
+    partial.replace(destination)  # a running process keeps the file it mapped
+    return True
+
+
 def built() -> bool:
     """Whether every compiled module is there."""
     return all(extension_of(m).exists() for m in NATIVE_MODULES)
 
 
+def _record() -> dict[str, str]:
+    try:
+        recorded: dict[str, str] = json.loads(RECORD.read_text())
+    except (OSError, ValueError):
+        return {}
+    return recorded
+
+
 def stale_modules() -> list[str]:
     """Modules whose source changed since the build (all of them without a record)."""
-    try:
-        recorded = json.loads(RECORD.read_text())
-    except (OSError, ValueError):
-        return list(NATIVE_MODULES)
+    recorded = _record()
     return [m for m, digest in digests().items() if recorded.get(m) != digest]
+
+
+def core_stale() -> bool:
+    """Whether footfall._core is missing or older than the crate."""
+    return (
+        not extension_of(CORE_MODULE).exists() or _record().get(CORE_RECORD_KEY) != crate_digest()
+    )
 
 
 class _SourcesFirst(importlib.abc.MetaPathFinder):
@@ -91,7 +173,7 @@ def activate() -> bool:
     """Choose compiled modules or sources before any is imported; True if compiled."""
     if not built():
         return False
-    pure = os.environ.get(PURE_PYTHON_ENV, "").lower() in ("1", "true", "yes")
+    pure = _pure_python()
     stale = [] if pure else stale_modules()
     if pure or stale:
         if stale:
@@ -112,8 +194,8 @@ def compiled() -> bool:
     return counting is not None and not str(getattr(counting, "__file__", "")).endswith(".py")
 
 
-def build() -> None:
-    """Compile NATIVE_MODULES in place with mypyc, then record their sources' digests."""
+def build(cache_dir: Path) -> None:
+    """Compile NATIVE_MODULES in place with mypyc and native/ with cargo; record digests."""
     from mypyc.build import mypycify
     from setuptools import setup  # type: ignore[import-untyped]
 
@@ -138,7 +220,10 @@ def build() -> None:
             )
         finally:
             os.chdir(before)
-    RECORD.write_text(json.dumps(digests(), indent=1, sort_keys=True) + "\n")
+    record: dict[str, str] = digests()
+    if build_core(cache_dir):
+        record[CORE_RECORD_KEY] = crate_digest()
+    RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
 def clean() -> None:
@@ -149,6 +234,7 @@ def clean() -> None:
         f"{GROUP.rsplit('.', 1)[-1]}__mypyc*{_SUFFIX}"
     ):
         library.unlink()
+    extension_of(CORE_MODULE).unlink(missing_ok=True)
     RECORD.unlink(missing_ok=True)
 
 
@@ -162,17 +248,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _run(args: argparse.Namespace) -> int:
     if args.action == "build":
-        if built() and not stale_modules():
+        if built() and not stale_modules() and not core_stale():
             print("compiled counting core: up to date")
             return 0
-        build()
-        print(f"compiled counting core: built ({', '.join(NATIVE_MODULES)})")
+        from footfall.settings import get_settings
+
+        build(get_settings().cache_dir)
+        rust = "" if core_stale() else f", {CORE_MODULE}"
+        print(f"compiled counting core: built ({', '.join(NATIVE_MODULES)}{rust})")
     elif args.action == "clean":
         clean()
         print("compiled counting core: removed")
     elif not built():
         print("compiled counting core: not built (the sources run)")
     else:
-        stale = stale_modules()
+        stale = stale_modules() + ([CORE_MODULE] if core_stale() else [])
         print(f"compiled counting core: {'stale: ' + ', '.join(stale) if stale else 'up to date'}")
     return 0

@@ -10,9 +10,15 @@ sets are disjoint).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
-from footfall.metrics import COUNTERS
+from footfall.metrics import (
+    COUNTERS,
+    EVENT_COMBINATIONS,
+    EVENT_DIMENSIONS,
+    SESSION_COMBINATIONS,
+    SESSION_DIMENSIONS,
+)
 from footfall.visitors import SketchConfig, Visitors
 from tables.codec import CodecError, Reader, Writer
 
@@ -27,6 +33,55 @@ N_COUNTERS: Final = len(COUNTERS)
 
 _VERSION: Final = 1
 _SEP: Final = "|"
+
+# The event-scoped rows of a bucket an event counts in (besides the total), in the order
+# of the values counting gives.
+EVENT_ROWS: Final = (*EVENT_DIMENSIONS, *EVENT_COMBINATIONS)
+# Session dimensions fixed by a session's first event, in SESSION_DIMENSIONS order.
+START_DIMENSIONS: Final = tuple(d for d in SESSION_DIMENSIONS if d != "exit_page")
+# The session-scoped rows of a bucket, in the order of a Contribution's values (exit_page
+# last: the one that can change).
+SESSION_ROWS: Final = (*START_DIMENSIONS, *SESSION_COMBINATIONS, "exit_page")
+
+# What a session adds to each session-scoped row of its start bucket: sessions, bounces,
+# duration_sum (each already multiplied by the sample rate), and the SESSION_ROWS values.
+Contribution = tuple[int, int, int, tuple[str, ...]]
+# The point a bucket makes in InfluxDB (agents/sink.py): the total's counters in COUNTERS
+# order, its visitors estimate, revenue by currency, and the highest sample rate.
+Point = tuple[list[int], float, dict[str, int], int]
+
+
+class CountedBucket(Protocol):
+    """What counting does to a bucket: this module's Bucket or footfall._core's.
+
+    footfall._core (native/, built by `footfall native build`) keeps the same rows in
+    native memory and encodes them to the same bytes; tests/unit/stream/test_core.py
+    checks that against this module's Bucket, which reports read and which counts when
+    the native one is not built.
+    """
+
+    offset: int
+
+    def add_event(
+        self,
+        values: tuple[str, ...],
+        visitor: str,
+        rate: int,
+        is_pageview: bool,
+        is_transaction: bool,
+    ) -> None: ...
+
+    def add_revenue(self, currency: str, units: int) -> None: ...
+
+    def move_session(
+        self, before: Contribution | None, after: Contribution, visitor: str
+    ) -> None: ...
+
+    def encode(self) -> bytes: ...
+
+    def point(self) -> Point: ...
+
+    def row_count(self) -> int: ...
 
 
 def bucket_key(site: str, minute: int, partition: int) -> bytes:
@@ -97,6 +152,88 @@ class Bucket:
         else:
             stats.encoded = None  # the caller is about to change it
         return stats
+
+    # --- counting (CountedBucket) -------------------------------------------------------
+    def add_event(
+        self,
+        values: tuple[str, ...],
+        visitor: str,
+        rate: int,
+        is_pageview: bool,
+        is_transaction: bool,
+    ) -> None:
+        """Count an event in the total and in its EVENT_ROWS (`values` in that order)."""
+        stats_of = [self.total]
+        stats_of.extend(self.row(dim, value) for dim, value in zip(EVENT_ROWS, values, strict=True))
+        for stats in stats_of:
+            counts = stats.counts
+            counts[EVENTS] += rate
+            if is_pageview:
+                counts[PAGEVIEWS] += rate
+            if is_transaction:
+                counts[TRANSACTIONS] += rate
+            stats.visitors.add(visitor, rate)
+
+    def add_revenue(self, currency: str, units: int) -> None:
+        self.revenue[currency] = self.revenue.get(currency, 0) + units
+
+    def move_session(self, before: Contribution | None, after: Contribution, visitor: str) -> None:
+        """Replace a session's contribution to this, its start bucket (`before` None: new).
+
+        Every session-scoped row the session stays in gets `after - before`; a row it
+        leaves (the old exit page) loses `before`; a row it enters gains `after` and the
+        visitor. The total's visitors are event-scoped and were counted with the event.
+        """
+        sessions, bounces, duration, values = after
+        rate = sessions
+        if before is None:
+            counts = self.total.counts
+            counts[SESSIONS] += sessions
+            counts[BOUNCES] += bounces
+            counts[DURATION_SUM] += duration
+            for dim, value in zip(SESSION_ROWS, values, strict=True):
+                row = self.row(dim, value)
+                counts = row.counts
+                counts[SESSIONS] += sessions
+                counts[BOUNCES] += bounces
+                counts[DURATION_SUM] += duration
+                row.visitors.add(visitor, rate)
+            return
+        old_sessions, old_bounces, old_duration, old_values = before
+        d_sessions = sessions - old_sessions
+        d_bounces = bounces - old_bounces
+        d_duration = duration - old_duration
+        changed = d_sessions or d_bounces or d_duration
+        if changed:
+            counts = self.total.counts
+            counts[SESSIONS] += d_sessions
+            counts[BOUNCES] += d_bounces
+            counts[DURATION_SUM] += d_duration
+        for dim, value, old_value in zip(SESSION_ROWS, values, old_values, strict=True):
+            if value == old_value:
+                if changed:
+                    counts = self.row(dim, value).counts
+                    counts[SESSIONS] += d_sessions
+                    counts[BOUNCES] += d_bounces
+                    counts[DURATION_SUM] += d_duration
+                continue
+            counts = self.row(dim, old_value).counts
+            counts[SESSIONS] -= old_sessions
+            counts[BOUNCES] -= old_bounces
+            counts[DURATION_SUM] -= old_duration
+            row = self.row(dim, value)
+            counts = row.counts
+            counts[SESSIONS] += sessions
+            counts[BOUNCES] += bounces
+            counts[DURATION_SUM] += duration
+            row.visitors.add(visitor, rate)
+
+    def point(self) -> Point:
+        visitors = self.total.visitors
+        return list(self.total.counts), visitors.estimate(), dict(self.revenue), visitors.max_rate()
+
+    def row_count(self) -> int:
+        return sum(len(values) for values in self.rows.values())
 
     @property
     def breakdowns(self) -> dict[str, dict[str, Stats]]:

@@ -33,7 +33,6 @@ from footfall.metrics import (
     EVENT_DIMENSIONS,
     PAGEVIEW,
     SESSION_COMBINATIONS,
-    SESSION_DIMENSIONS,
     combination_value,
     counts_in_metrics,
     minute_of,
@@ -42,23 +41,14 @@ from footfall.metrics import (
 )
 from footfall.visitors import SketchConfig
 from tables.bucket_cache import BucketCache
-from tables.buckets import (
-    BOUNCES,
-    DURATION_SUM,
-    EVENTS,
-    PAGEVIEWS,
-    SESSIONS,
-    TRANSACTIONS,
-    Bucket,
-    bucket_key,
-)
+from tables.bucket_maker import BucketMaker
+from tables.buckets import START_DIMENSIONS, Contribution, CountedBucket, bucket_key
 from tables.sessions import Session
 
-# Session dimensions fixed by the first event, in SESSION_DIMENSIONS order.
-START_DIMENSIONS: Final = tuple(d for d in SESSION_DIMENSIONS if d != "exit_page")
 _START_FIELDS: Final = tuple(DIMENSION_FIELDS[d] for d in START_DIMENSIONS)
 _EXIT_FIELD: Final = DIMENSION_FIELDS["exit_page"]
-_EVENT_FIELDS: Final = tuple((d, DIMENSION_FIELDS[d]) for d in EVENT_DIMENSIONS)
+# The fields of EVENT_ROWS' dimensions (the combinations follow them there).
+_EVENT_FIELDS: Final = tuple(DIMENSION_FIELDS[d] for d in EVENT_DIMENSIONS)
 # Session combinations: the positions of their members in a session's attributes.
 _SESSION_COMBINATION_MEMBERS: Final = tuple(
     (name, tuple(START_DIMENSIONS.index(m) for m in COMBINATIONS[name]))
@@ -68,12 +58,9 @@ _SESSION_COMBINATION_MEMBERS: Final = tuple(
 # the session's attributes (session-scoped ones, from the event's own fields when the
 # event is in no session known here).
 _EVENT_COMBINATION_MEMBERS: Final = tuple(
-    (
-        name,
-        tuple(
-            (DIMENSION_FIELDS[m], START_DIMENSIONS.index(m) if m in START_DIMENSIONS else -1)
-            for m in COMBINATIONS[name]
-        ),
+    tuple(
+        (DIMENSION_FIELDS[m], START_DIMENSIONS.index(m) if m in START_DIMENSIONS else -1)
+        for m in COMBINATIONS[name]
     )
     for name in EVENT_COMBINATIONS
 )
@@ -96,16 +83,10 @@ class CountingRules:
 class BatchResult:
     """Records changed by a batch, to be written once each: buckets first (docs/stream.md)."""
 
-    buckets: dict[bytes, Bucket] = field(default_factory=dict)
+    buckets: dict[bytes, CountedBucket] = field(default_factory=dict)
     sessions: dict[bytes, Session] = field(default_factory=dict)
     applied: int = 0  # events newly counted (not bots, duplicates or replays)
     stream_time: int = 0  # newest received_at seen
-
-
-# What a session adds to each session-scoped row of its start bucket: sessions, bounces,
-# duration_sum (each already multiplied by the sample rate), and the row values
-# (_SESSION_DIMENSIONS_ORDER: the session dimensions and combinations, exit_page last).
-_Contribution = tuple[int, int, int, tuple[str, ...]]
 
 
 def _text(value: Any) -> str:
@@ -126,12 +107,13 @@ class BatchCounter:
         self._load_session = load_session
         self._load_bucket = load_bucket
         self._cache = cache
+        self._make = BucketMaker(rules.sketch)
         self._timeout_s = rules.session_timeout_s
         # Records as the batches applied so far left them (None: no such session). Kept
         # from one apply to the next: a counter whose results are not written yet
         # (agents/count.py writes them per interval) must see its own changes.
         self._sessions: dict[bytes, Session | None] = {}
-        self._buckets: dict[bytes, Bucket] = {}
+        self._buckets: dict[bytes, CountedBucket] = {}
 
     def apply(self, partition: int, batch: Iterable[tuple[int, Mapping[str, Any]]]) -> BatchResult:
         """Apply (offset, envelope) pairs, in offset order, of one partition.
@@ -162,26 +144,25 @@ class BatchCounter:
         self._sessions[key] = session
         return session
 
-    def _bucket(self, key: bytes) -> Bucket:
+    def _bucket(self, key: bytes) -> CountedBucket:
         bucket = self._buckets.get(key)
         if bucket is None:
             raw = self._load_bucket(key)
             if self._cache is not None:
                 bucket = self._cache.take(key, raw)
             if bucket is None:
-                sketch = self.rules.sketch
-                bucket = Bucket.decode(raw, sketch) if raw is not None else Bucket(sketch)
+                bucket = self._make.decode(raw) if raw is not None else self._make.new()
             self._buckets[key] = bucket
         return bucket
 
     def _bucket_at(
         self,
-        touched: dict[bytes, Bucket | None],
+        touched: dict[bytes, CountedBucket | None],
         site: str,
         minute: int,
         partition: int,
         offset: int,
-    ) -> Bucket | None:
+    ) -> CountedBucket | None:
         key = bucket_key(site, minute, partition)
         if key in touched:
             return touched[key]
@@ -209,7 +190,7 @@ class BatchCounter:
 
         # Buckets this event changes, each decided once: None when it already holds the
         # event (written before the crash that caused this replay).
-        touched: dict[bytes, Bucket | None] = {}
+        touched: dict[bytes, CountedBucket | None] = {}
         bucket_at = self._bucket_at
 
         rate: int = event["sample_rate"]
@@ -277,7 +258,7 @@ class BatchCounter:
 
     @staticmethod
     def _add_event(
-        bucket: Bucket,
+        bucket: CountedBucket,
         event: Mapping[str, Any],
         visitor: str,
         rate: int,
@@ -285,26 +266,17 @@ class BatchCounter:
         attributes: list[str] | None,
     ) -> None:
         revenue = event.get("revenue")
-        rows = [bucket.total]
-        rows.extend(bucket.row(dim, _text(event.get(f))) for dim, f in _EVENT_FIELDS)
-        for name, members in _EVENT_COMBINATION_MEMBERS:
-            values = [
+        values = [_text(event.get(f)) for f in _EVENT_FIELDS]
+        for members in _EVENT_COMBINATION_MEMBERS:
+            combined = [
                 _text(event.get(f)) if i < 0 or attributes is None else attributes[i]
                 for f, i in members
             ]
-            rows.append(bucket.row(name, combination_value(values)))
-        for stats in rows:
-            counts = stats.counts
-            counts[EVENTS] += rate
-            if is_pageview:
-                counts[PAGEVIEWS] += rate
-            if revenue is not None:
-                counts[TRANSACTIONS] += rate
-            stats.visitors.add(visitor, rate)
+            values.append(combination_value(combined))
+        bucket.add_event(tuple(values), visitor, rate, is_pageview, revenue is not None)
         if revenue is not None:
-            currency = revenue["currency"]
             units = revenue_units(revenue["amount"]) * rate
-            bucket.revenue[currency] = bucket.revenue.get(currency, 0) + units
+            bucket.add_revenue(revenue["currency"], units)
 
 
 class _PendingMove:
@@ -321,7 +293,7 @@ class _PendingMove:
     __slots__ = ("before", "bucket", "session", "visitor")
 
     def __init__(
-        self, bucket: Bucket, before: _Contribution | None, session: Session, visitor: str
+        self, bucket: CountedBucket, before: Contribution | None, session: Session, visitor: str
     ) -> None:
         self.bucket = bucket
         self.before = before
@@ -329,10 +301,10 @@ class _PendingMove:
         self.visitor = visitor
 
     def finish(self) -> None:
-        _move(self.bucket, self.before, _contribution(self.session), self.visitor)
+        self.bucket.move_session(self.before, _contribution(self.session), self.visitor)
 
 
-def _contribution(session: Session) -> _Contribution:
+def _contribution(session: Session) -> Contribution:
     rate = session.rate
     return (
         rate,
@@ -345,59 +317,3 @@ def _contribution(session: Session) -> _Contribution:
 def _combinations_of(attributes: list[str]) -> Iterator[str]:
     for _, positions in _SESSION_COMBINATION_MEMBERS:
         yield combination_value([attributes[i] for i in positions])
-
-
-# The rows of a _Contribution's values, in order (exit_page last: the one that can change).
-_SESSION_DIMENSIONS_ORDER: Final = (*START_DIMENSIONS, *SESSION_COMBINATIONS, "exit_page")
-
-
-def _move(bucket: Bucket, before: _Contribution | None, after: _Contribution, visitor: str) -> None:
-    """Replace a session's contribution to its start bucket (`before` None: a new session).
-
-    Every session-scoped row the session stays in gets `after - before`; a row it leaves
-    (the old exit page) loses `before`; a row it enters gains `after` and the visitor.
-    The bucket total's visitors are event-scoped and were counted with the event.
-    """
-    sessions, bounces, duration, values = after
-    rate = sessions
-    if before is None:
-        counts = bucket.total.counts
-        counts[SESSIONS] += sessions
-        counts[BOUNCES] += bounces
-        counts[DURATION_SUM] += duration
-        for dim, value in zip(_SESSION_DIMENSIONS_ORDER, values, strict=True):
-            row = bucket.row(dim, value)
-            counts = row.counts
-            counts[SESSIONS] += sessions
-            counts[BOUNCES] += bounces
-            counts[DURATION_SUM] += duration
-            row.visitors.add(visitor, rate)
-        return
-    old_sessions, old_bounces, old_duration, old_values = before
-    d_sessions = sessions - old_sessions
-    d_bounces = bounces - old_bounces
-    d_duration = duration - old_duration
-    changed = d_sessions or d_bounces or d_duration
-    if changed:
-        counts = bucket.total.counts
-        counts[SESSIONS] += d_sessions
-        counts[BOUNCES] += d_bounces
-        counts[DURATION_SUM] += d_duration
-    for dim, value, old_value in zip(_SESSION_DIMENSIONS_ORDER, values, old_values, strict=True):
-        if value == old_value:
-            if changed:
-                counts = bucket.row(dim, value).counts
-                counts[SESSIONS] += d_sessions
-                counts[BOUNCES] += d_bounces
-                counts[DURATION_SUM] += d_duration
-            continue
-        counts = bucket.row(dim, old_value).counts
-        counts[SESSIONS] -= old_sessions
-        counts[BOUNCES] -= old_bounces
-        counts[DURATION_SUM] -= old_duration
-        row = bucket.row(dim, value)
-        counts = row.counts
-        counts[SESSIONS] += sessions
-        counts[BOUNCES] += bounces
-        counts[DURATION_SUM] += duration
-        row.visitors.add(visitor, rate)
