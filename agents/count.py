@@ -49,7 +49,7 @@ from opentelemetry.trace import SpanKind
 from agents.metrics import METRICS
 from agents.sink import InfluxSink, bucket_line
 from agents.topics import events_topic
-from footfall import native, tracing
+from footfall import tracing
 from footfall.app import app
 from footfall.influx import InfluxClient
 from footfall.observability import observe_many
@@ -59,9 +59,10 @@ from footfall.visitors import SketchConfig
 from tables import io
 from tables.bucket_cache import BucketCache
 from tables.buckets import CountedBucket
-from tables.counting import BatchCounter, BatchResult, CountingRules
+from tables.core import Counter, core_name, new_counter
+from tables.counting import BatchResult, CountingRules
 from tables.definitions import minutes_by_site, sessions_by_visitor
-from tables.sessions import Session
+from tables.sessions import CountedSession
 
 log = logging.getLogger(__name__)
 _tracer = tracing.tracer("agents.count")
@@ -140,7 +141,7 @@ class CountStats:
             "influx_pending": sink.pending(),
             "influx_points_written": sink.points_written,
             "influx_failures": sink.failures,
-            "counting_core": "compiled" if native.compiled() else "sources",
+            "counting_core": core_name(RULES.sketch),
         }
 
 
@@ -195,9 +196,9 @@ def _producer_running() -> bool:
 class Interval:
     """One partition's batches counted since its records were last written (module docstring)."""
 
-    counter: BatchCounter
+    counter: Counter
     buckets: dict[bytes, CountedBucket] = field(default_factory=dict)
-    sessions: dict[bytes, Session] = field(default_factory=dict)
+    sessions: dict[bytes, CountedSession] = field(default_factory=dict)
     events: list[EventT[RecordBatch]] = field(default_factory=list)
     received: list[int] = field(default_factory=list)  # received_at of each countable event
     seen: int = 0  # events of its batches (what `due` limits)
@@ -290,7 +291,7 @@ async def count_batch(event: EventT[RecordBatch], *, more_queued: bool = False) 
         interval = INTERVALS.get(partition)
         if interval is None:
             interval = INTERVALS[partition] = Interval(
-                BatchCounter(
+                new_counter(
                     RULES,
                     load_session=io.partition_getter(sessions_by_visitor, partition),
                     load_bucket=io.partition_getter(minutes_by_site, partition),

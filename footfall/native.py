@@ -14,10 +14,10 @@ compiled classes.
 No compiler, no mypy or a failed build leave the sources in use: the same code, slower.
 
 The build also compiles the Rust crate in native/ into `footfall._core` (with cargo, its
-build directory under the cache directory): counting's minute buckets in native memory
-(tables/bucket_maker.py). It has a digest of its own in the record, over the crate's
-files: a stale or missing `_core`, or `FOOTFALL_PURE_PYTHON`, leaves the Python buckets
-counting. No cargo leaves them too.
+build directory under the cache directory): the counter with its sessions and minute
+buckets in native memory (tables/core.py). It has a digest of its own in the record, over
+the crate's files: a stale or missing `_core`, or `FOOTFALL_PURE_PYTHON`, leaves the
+Python core counting. No cargo leaves it too.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def core() -> ModuleType | None:
         recorded = None
     if recorded != crate_digest():
         log.warning(
-            "footfall._core out of date with native/: the Python buckets count "
+            "footfall._core out of date with native/: the Python core counts "
             "(rebuild with `footfall native build`)"
         )
         return None
@@ -111,7 +111,7 @@ def build_core(cache_dir: Path) -> bool:
     """Compile native/ with cargo into footfall/_core; False (and why, logged) if it cannot."""
     cargo = shutil.which("cargo")
     if cargo is None:
-        log.warning("no cargo: footfall._core not built, the Python buckets count")
+        log.warning("no cargo: footfall._core not built, the Python core counts")
         return False
     target = cache_dir / "cargo-target"
     env = {**os.environ, "CARGO_TARGET_DIR": str(target)}
@@ -122,7 +122,7 @@ def build_core(cache_dir: Path) -> bool:
         check=False,
     )
     if done.returncode != 0:
-        log.warning("cargo build failed: footfall._core not built, the Python buckets count")
+        log.warning("cargo build failed: footfall._core not built, the Python core counts")
         return False
     library = target / "release" / "lib_core.so"
     destination = extension_of(CORE_MODULE)

@@ -41,23 +41,22 @@ from footfall.metrics import (
 )
 from footfall.visitors import SketchConfig
 from tables.bucket_cache import BucketCache
-from tables.bucket_maker import BucketMaker
-from tables.buckets import START_DIMENSIONS, Contribution, CountedBucket, bucket_key
-from tables.sessions import Session
+from tables.buckets import START_DIMENSIONS, Bucket, Contribution, CountedBucket, bucket_key
+from tables.sessions import CountedSession, Session
 
-_START_FIELDS: Final = tuple(DIMENSION_FIELDS[d] for d in START_DIMENSIONS)
-_EXIT_FIELD: Final = DIMENSION_FIELDS["exit_page"]
+START_FIELDS: Final = tuple(DIMENSION_FIELDS[d] for d in START_DIMENSIONS)
+EXIT_FIELD: Final = DIMENSION_FIELDS["exit_page"]
 # The fields of EVENT_ROWS' dimensions (the combinations follow them there).
-_EVENT_FIELDS: Final = tuple(DIMENSION_FIELDS[d] for d in EVENT_DIMENSIONS)
+EVENT_FIELDS: Final = tuple(DIMENSION_FIELDS[d] for d in EVENT_DIMENSIONS)
 # Session combinations: the positions of their members in a session's attributes.
-_SESSION_COMBINATION_MEMBERS: Final = tuple(
+SESSION_COMBINATION_MEMBERS: Final = tuple(
     (name, tuple(START_DIMENSIONS.index(m) for m in COMBINATIONS[name]))
     for name in SESSION_COMBINATIONS
 )
 # Event combinations: per member, the event field (event-scoped members) or the position in
 # the session's attributes (session-scoped ones, from the event's own fields when the
 # event is in no session known here).
-_EVENT_COMBINATION_MEMBERS: Final = tuple(
+EVENT_COMBINATION_MEMBERS: Final = tuple(
     tuple(
         (DIMENSION_FIELDS[m], START_DIMENSIONS.index(m) if m in START_DIMENSIONS else -1)
         for m in COMBINATIONS[name]
@@ -84,7 +83,7 @@ class BatchResult:
     """Records changed by a batch, to be written once each: buckets first (docs/stream.md)."""
 
     buckets: dict[bytes, CountedBucket] = field(default_factory=dict)
-    sessions: dict[bytes, Session] = field(default_factory=dict)
+    sessions: dict[bytes, CountedSession] = field(default_factory=dict)
     applied: int = 0  # events newly counted (not bots, duplicates or replays)
     stream_time: int = 0  # newest received_at seen
 
@@ -107,7 +106,6 @@ class BatchCounter:
         self._load_session = load_session
         self._load_bucket = load_bucket
         self._cache = cache
-        self._make = BucketMaker(rules.sketch)
         self._timeout_s = rules.session_timeout_s
         # Records as the batches applied so far left them (None: no such session). Kept
         # from one apply to the next: a counter whose results are not written yet
@@ -151,7 +149,8 @@ class BatchCounter:
             if self._cache is not None:
                 bucket = self._cache.take(key, raw)
             if bucket is None:
-                bucket = self._make.decode(raw) if raw is not None else self._make.new()
+                sketch = self.rules.sketch
+                bucket = Bucket.decode(raw, sketch) if raw is not None else Bucket(sketch)
             self._buckets[key] = bucket
         return bucket
 
@@ -195,7 +194,7 @@ class BatchCounter:
 
         rate: int = event["sample_rate"]
         is_pageview = event["name"] == PAGEVIEW
-        path = _text(event.get(_EXIT_FIELD))
+        path = _text(event.get(EXIT_FIELD))
         event_bucket = bucket_at(touched, site, minute, partition, offset)
         # The session whose attributes the event's combination rows take (None: the
         # event's own fields).
@@ -217,7 +216,7 @@ class BatchCounter:
                 events=1,
                 pageviews=int(is_pageview),
                 rate=rate,
-                attributes=[_text(event.get(f)) for f in _START_FIELDS],
+                attributes=[_text(event.get(f)) for f in START_FIELDS],
                 exit_page=path if is_pageview else ABSENT_VALUE,
                 exit_time=event_time if is_pageview else -1,
                 last_received=received,
@@ -266,8 +265,8 @@ class BatchCounter:
         attributes: list[str] | None,
     ) -> None:
         revenue = event.get("revenue")
-        values = [_text(event.get(f)) for f in _EVENT_FIELDS]
-        for members in _EVENT_COMBINATION_MEMBERS:
+        values = [_text(event.get(f)) for f in EVENT_FIELDS]
+        for members in EVENT_COMBINATION_MEMBERS:
             combined = [
                 _text(event.get(f)) if i < 0 or attributes is None else attributes[i]
                 for f, i in members
@@ -315,5 +314,5 @@ def _contribution(session: Session) -> Contribution:
 
 
 def _combinations_of(attributes: list[str]) -> Iterator[str]:
-    for _, positions in _SESSION_COMBINATION_MEMBERS:
+    for _, positions in SESSION_COMBINATION_MEMBERS:
         yield combination_value([attributes[i] for i in positions])

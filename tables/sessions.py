@@ -8,13 +8,19 @@ applied to it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 import orjson
 
 from tables.codec import CodecError
 
 _VERSION: Final = 1
+
+
+class CountedSession(Protocol):
+    """What is written of a session counting changed: this module's or footfall._core's."""
+
+    def encode(self) -> bytes: ...
 
 
 @dataclass(slots=True)

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use ahash::RandomState;
 use indexmap::IndexMap;
+
+type Map<K, V> = IndexMap<K, V, RandomState>;
 
 use crate::codec::{put_blob, put_sint, put_uint, CodecError, Reader};
 use crate::visitors::Visitors;
@@ -70,7 +73,7 @@ enum Row {
 
 #[derive(Default)]
 struct Dimension {
-    rows: IndexMap<String, Row>,
+    rows: Map<String, Row>,
     /// The rows as last encoded (count, then value and row of each), while none changed.
     block: Option<Vec<u8>>,
 }
@@ -279,7 +282,7 @@ impl Bucket {
         for _ in 0..r.uint()? {
             let dimension = r.text()?;
             let start = r.pos;
-            let mut rows = IndexMap::new();
+            let mut rows = Map::default();
             for _ in 0..r.uint()? {
                 let value = r.text()?;
                 rows.insert(value, Row::Stored(r.blob()?.to_vec()));

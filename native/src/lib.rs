@@ -3,6 +3,8 @@
 
 mod bucket;
 mod codec;
+mod counter;
+mod session;
 mod visitors;
 
 use std::collections::BTreeMap;
@@ -19,10 +21,22 @@ use crate::codec::CodecError;
 /// The dimensions of an event's rows and of a session's, in the order of their values.
 static LAYOUT: OnceLock<Layout> = OnceLock::new();
 
-#[derive(PartialEq)]
-struct Layout {
-    event_rows: Vec<String>,
-    session_rows: Vec<String>,
+/// What tables/counting.py takes from footfall.metrics, given once by `configure`.
+#[derive(PartialEq, Clone)]
+pub struct Layout {
+    pub event_rows: Vec<String>,
+    pub session_rows: Vec<String>,
+    /// envelope fields of the session attributes, of exit_page, of the event dimensions
+    pub start_fields: Vec<String>,
+    pub exit_field: String,
+    pub event_fields: Vec<String>,
+    /// per event combination, per member: its field and its position in the attributes
+    pub event_combinations: Vec<Vec<(String, Option<usize>)>>,
+    /// per session combination: its members' positions in the attributes
+    pub session_combinations: Vec<Vec<usize>>,
+    pub pageview: String,
+    pub sep: String,
+    pub standin: String,
 }
 const COUNTERS: [&str; N_COUNTERS] =
     ["events", "pageviews", "transactions", "sessions", "bounces", "duration_sum"];
@@ -33,30 +47,58 @@ impl From<CodecError> for PyErr {
     }
 }
 
-/// Check the counters' order and set the rows' dimensions (once per process).
+/// Check the counters' order and set what counting takes from footfall.metrics (once per
+/// process: a second call must give the same).
 #[pyfunction]
+#[pyo3(signature = (counters, *, event_rows, session_rows, start_fields, exit_field, event_fields, event_combinations, session_combinations, pageview, sep, standin))]
+#[allow(clippy::too_many_arguments)]
 fn configure(
     counters: Vec<String>,
     event_rows: Vec<String>,
     session_rows: Vec<String>,
+    start_fields: Vec<String>,
+    exit_field: String,
+    event_fields: Vec<String>,
+    event_combinations: Vec<Vec<(String, Option<usize>)>>,
+    session_combinations: Vec<Vec<usize>>,
+    pageview: String,
+    sep: String,
+    standin: String,
 ) -> PyResult<()> {
     if counters != COUNTERS {
         return Err(PyValueError::new_err(format!(
             "footfall._core counts {COUNTERS:?}, footfall.metrics says {counters:?}"
         )));
     }
-    let wanted = Layout { event_rows, session_rows };
-    let set = LAYOUT.get_or_init(|| Layout {
-        event_rows: wanted.event_rows.clone(),
-        session_rows: wanted.session_rows.clone(),
-    });
+    let n = start_fields.len();
+    let in_range = |i: &usize| *i < n;
+    if !event_combinations.iter().flatten().filter_map(|(_, i)| i.as_ref()).all(in_range)
+        || !session_combinations.iter().flatten().all(in_range)
+        || session_rows.len() != n + session_combinations.len() + 1
+        || event_rows.len() != event_fields.len() + event_combinations.len()
+    {
+        return Err(PyValueError::new_err("footfall._core: the rows do not match the fields"));
+    }
+    let wanted = Layout {
+        event_rows,
+        session_rows,
+        start_fields,
+        exit_field,
+        event_fields,
+        event_combinations,
+        session_combinations,
+        pageview,
+        sep,
+        standin,
+    };
+    let set = LAYOUT.get_or_init(|| wanted.clone());
     if *set != wanted {
         return Err(PyValueError::new_err("footfall._core is configured already, differently"));
     }
     Ok(())
 }
 
-fn layout() -> PyResult<&'static Layout> {
+pub(crate) fn layout() -> PyResult<&'static Layout> {
     LAYOUT.get().ok_or_else(|| PyValueError::new_err("footfall._core is not configured"))
 }
 
@@ -71,7 +113,7 @@ fn texts(tuple: &Bound<'_, PyTuple>, expected: usize) -> PyResult<Vec<PyBackedSt
     tuple.iter().map(|item| item.extract::<PyBackedStr>()).collect()
 }
 
-fn check_lg_k(lg_k: u8) -> PyResult<u8> {
+pub(crate) fn check_lg_k(lg_k: u8) -> PyResult<u8> {
     if (4..=21).contains(&lg_k) {
         Ok(lg_k)
     } else {
@@ -110,19 +152,38 @@ impl PyContribution {
 
 /// One site's minute of one partition (tables/buckets.py's Bucket, as counting writes it).
 #[pyclass(module = "footfall._core", name = "Bucket")]
-struct PyBucket {
-    inner: bucket::Bucket,
+pub struct PyBucket {
+    pub(crate) inner: bucket::Bucket,
+}
+
+/// A visitor's session and recent event ids (tables/sessions.py's Session, as counting
+/// writes it).
+#[pyclass(module = "footfall._core", name = "Session")]
+pub struct PySession {
+    pub(crate) inner: session::Session,
+}
+
+#[pymethods]
+impl PySession {
+    #[staticmethod]
+    fn decode(data: &[u8]) -> PyResult<Self> {
+        Ok(PySession { inner: session::Session::decode(data)? })
+    }
+
+    fn encode<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.encode())
+    }
 }
 
 #[pymethods]
 impl PyBucket {
     #[new]
-    fn new(lg_k: u8) -> PyResult<Self> {
+    pub(crate) fn new(lg_k: u8) -> PyResult<Self> {
         Ok(PyBucket { inner: bucket::Bucket::new(check_lg_k(lg_k)?) })
     }
 
     #[staticmethod]
-    fn decode(data: &[u8], lg_k: u8) -> PyResult<Self> {
+    pub(crate) fn decode(data: &[u8], lg_k: u8) -> PyResult<Self> {
         Ok(PyBucket { inner: bucket::Bucket::decode(data, check_lg_k(lg_k)?)? })
     }
 
@@ -196,5 +257,7 @@ impl PyBucket {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(configure, m)?)?;
     m.add_class::<PyBucket>()?;
+    m.add_class::<PySession>()?;
+    m.add_class::<counter::PyCounter>()?;
     Ok(())
 }

@@ -14,7 +14,8 @@ import orjson
 from footfall import native
 from footfall.events import kafka_key
 from tables.bucket_cache import BucketCache
-from tables.counting import BatchCounter, CountingRules
+from tables.core import new_counter
+from tables.counting import CountingRules
 from tests.workload import workload
 
 PARTITIONS = 4
@@ -35,7 +36,7 @@ def main() -> None:
         for start in range(0, len(raws), BATCH):
             chunk = raws[start : start + BATCH]
             pairs = [(start + i, orjson.loads(r)) for i, r in enumerate(chunk)]
-            counter = BatchCounter(CountingRules(), sessions.get, buckets.get, cache)
+            counter = new_counter(CountingRules(), sessions.get, buckets.get, cache)
             result = counter.apply(partition, pairs)
             for key, bucket in result.buckets.items():
                 buckets[key] = encoded = bucket.encode()
@@ -46,7 +47,8 @@ def main() -> None:
             digest.update(key + b"=" + buckets[key] + b";")
         for key in sorted(sessions):
             digest.update(key + b"=" + sessions[key] + b";")
-    print(orjson.dumps({"compiled": native.compiled(), "digest": digest.hexdigest()}).decode())
+    said = {"compiled": native.compiled(), "rust": native.core() is not None}
+    print(orjson.dumps({**said, "digest": digest.hexdigest()}).decode())
 
 
 if __name__ == "__main__":

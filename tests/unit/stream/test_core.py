@@ -18,9 +18,9 @@ import pytest
 from footfall import native
 from footfall.metrics import COUNTERS
 from footfall.visitors import SketchConfig
-from tables.bucket_maker import BucketMaker
 from tables.buckets import EVENT_ROWS, SESSION_ROWS, Bucket, Contribution, CountedBucket
 from tables.codec import Reader
+from tables.core import BucketMaker, layout
 
 CONFIG = SketchConfig()
 core = native.core()
@@ -163,12 +163,12 @@ def test_bad_bytes_are_a_value_error_in_both(raw: bytes) -> None:
 def test_a_layout_other_than_the_metrics_is_refused() -> None:
     assert core is not None
     with pytest.raises(ValueError, match="counts"):
-        core.configure(["events"], list(EVENT_ROWS), list(SESSION_ROWS))
+        core.configure(["events"], **layout())
+    fewer = {**layout(), "session_rows": list(SESSION_ROWS[:-1])}
+    with pytest.raises(ValueError, match="do not match"):
+        core.configure(list(COUNTERS), **fewer)
     with pytest.raises(ValueError, match="differently"):
-        core.configure(
-            ["events", "pageviews", "transactions", "sessions", "bounces", "duration_sum"],
-            list(EVENT_ROWS),
-            list(SESSION_ROWS[:-1]),
-        )
+        core.configure(list(COUNTERS), **{**layout(), "pageview": "view"})
+    core.configure(list(COUNTERS), **layout())  # the same again: fine
     with pytest.raises(ValueError, match="rows"):
         BucketMaker(CONFIG).new().add_event(("/only-one",), "v", 1, True, False)

@@ -48,7 +48,9 @@ def test_the_compiled_core_writes_the_same_records_as_the_sources() -> None:
     compiled = _count_in_subprocess(pure=False)
     sources = _count_in_subprocess(pure=True)
     assert compiled["compiled"] is True
+    assert compiled["rust"] is True, "footfall._core is not built: `footfall native build`"
     assert sources["compiled"] is False
+    assert sources["rust"] is False
     assert compiled["digest"] == sources["digest"]
 
 
@@ -71,6 +73,19 @@ def test_a_source_changed_since_the_build_is_stale(
     assert native.stale_modules() == ["tables.buckets"]
     record.unlink()
     assert native.stale_modules() == list(native.NATIVE_MODULES)
+
+
+def test_a_crate_changed_since_the_build_is_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = tmp_path / "native.json"
+    monkeypatch.setattr(native, "RECORD", record)
+    record.write_text(json.dumps({native.CORE_RECORD_KEY: native.crate_digest()}))
+    assert not native.core_stale()
+    assert native.core() is not None
+    record.write_text(json.dumps({native.CORE_RECORD_KEY: "0" * 64}))
+    assert native.core_stale()
+    assert native.core() is None  # the Python core counts, with a warning
 
 
 def test_the_sources_finder_serves_only_the_compiled_modules_sources() -> None:
