@@ -328,7 +328,16 @@ impl PyCounter {
             None
         } else {
             let raw = raw.downcast_bound::<PyBytes>(py)?;
-            Some(Py::new(py, PySession { inner: Session::decode(raw.as_bytes())? })?)
+            let inner = Session::decode(raw.as_bytes())?;
+            if inner.attributes.len() != self.fields.start.len() {
+                // Written under other session dimensions: counting must not guess.
+                return Err(PyValueError::new_err(format!(
+                    "session record with {} attributes, the metrics have {}",
+                    inner.attributes.len(),
+                    self.fields.start.len()
+                )));
+            }
+            Some(Py::new(py, PySession { inner })?)
         };
         self.sessions.insert(key.to_vec(), session.as_ref().map(|s| s.clone_ref(py)));
         Ok(session)

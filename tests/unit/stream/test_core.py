@@ -20,7 +20,9 @@ from footfall.metrics import COUNTERS
 from footfall.visitors import SketchConfig
 from tables.buckets import EVENT_ROWS, SESSION_ROWS, Bucket, Contribution, CountedBucket
 from tables.codec import Reader
-from tables.core import BucketMaker, layout
+from tables.core import BucketMaker, layout, new_counter
+from tables.counting import CountingRules
+from tables.sessions import Session
 
 CONFIG = SketchConfig()
 core = native.core()
@@ -172,3 +174,45 @@ def test_a_layout_other_than_the_metrics_is_refused() -> None:
     core.configure(list(COUNTERS), **layout())  # the same again: fine
     with pytest.raises(ValueError, match="rows"):
         BucketMaker(CONFIG).new().add_event(("/only-one",), "v", 1, True, False)
+
+
+def _session(attributes: list[str], ids: dict[str, int]) -> Session:
+    return Session(3, 41, T0, T0 + 5, 2, 1, 4, attributes, "/exit", T0 + 5, T0 + 9, ids)
+
+
+T0 = 1_764_000_000_000
+
+
+@needs_core
+def test_sessions_are_written_as_the_python_core_writes_them() -> None:
+    assert core is not None
+    awkward = ['"quoted"', "back\\slash", "\x00\x1f\x7f", "\n\r\t\b\f", "é€😀", "\u2028", "", "x"]
+    python = _session(awkward, {"id-1": T0, 'id"2': T0 + 1, "\x01": T0 + 2})
+    raw = python.encode()
+    assert core.Session.decode(raw).encode() == raw
+    empty = _session(["a"] * len(awkward), {})
+    assert core.Session.decode(empty.encode()).encode() == empty.encode()
+
+
+@needs_core
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"[2]", b"not json", b'[1,0,0,0,0,0,0,1,["a"],"",-1,0,["odd"]]', b"[1,2,3]"],
+    ids=["empty", "version", "not json", "odd ids", "short"],
+)
+def test_bad_session_records_are_a_value_error(raw: bytes) -> None:
+    assert core is not None
+    with pytest.raises(ValueError, match="session value"):
+        core.Session.decode(raw)
+
+
+@needs_core
+def test_a_session_written_under_other_dimensions_stops_the_counter() -> None:
+    old = _session(["only", "three", "attributes"], {})
+    counter = new_counter(CountingRules(), lambda key: old.encode(), lambda key: None)
+    event = {
+        "site": "s", "visitor": "v", "id": "e1", "name": "pageview", "event_time": T0 + 60,
+        "received_at": T0 + 60, "bot": False, "sample_rate": 1, "path": "/",
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="3 attributes"):
+        counter.apply(0, [(50, event)])
