@@ -11,9 +11,15 @@
 #
 # The project is installed in place (editable) under /app because the gateway serves the
 # tracker from web/tracker/ next to its package. The counting core is compiled there with
-# mypyc (footfall/native.py; mypy only in a scratch environment of the build stage).
+# mypyc (footfall/native.py; mypy only in a scratch environment of the build stage), and its
+# Rust counter (native/) with the toolchain of the official Rust image, in the build stage
+# only.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The Rust counter's crates need Rust 1.86 or later.
+ARG RUST_IMAGE=rust:1.86-slim-bookworm
+
+FROM ${RUST_IMAGE} AS rust
 
 FROM ${PYTHON_IMAGE} AS base
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -29,6 +35,9 @@ RUN groupadd --system --gid 1001 footfall \
 FROM base AS build
 # Extra packages for the archive's filesystem, space separated: `s3` adds s3fs.
 ARG EXTRAS=""
+COPY --from=rust /usr/local/cargo /usr/local/cargo
+COPY --from=rust /usr/local/rustup /usr/local/rustup
+ENV CARGO_HOME=/usr/local/cargo RUSTUP_HOME=/usr/local/rustup PATH=/usr/local/cargo/bin:$PATH
 RUN pip install uv \
  && apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
@@ -40,6 +49,7 @@ COPY agents ./agents
 COPY tables ./tables
 COPY batch ./batch
 COPY web ./web
+COPY native ./native
 RUN uv venv /opt/footfall \
  && uv pip install --python /opt/footfall/bin/python -e . \
  && if [ -n "$EXTRAS" ]; then \
@@ -51,7 +61,7 @@ RUN uv venv /opt/footfall \
  && uv venv /opt/mypyc \
  && uv pip install --python /opt/mypyc/bin/python mypy setuptools \
  && PYTHONPATH=/opt/mypyc/lib/python3.11/site-packages /opt/footfall/bin/footfall native build \
- && rm -rf /opt/mypyc \
+ && rm -rf /opt/mypyc /tmp/.cache/footfall/cargo-target \
  && /opt/footfall/bin/python -m compileall -q /app /opt/footfall >/dev/null
 
 FROM build AS build-batch
