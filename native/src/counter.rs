@@ -224,10 +224,42 @@ impl Fields {
     }
 }
 
+/// Pending moves by session key, in the order they were made: a Python dict's semantics
+/// (a key taken out and put back goes last), which decide the order their rows are made in
+/// a bucket, so its bytes. Taking one out leaves a hole, not a shift of all later ones.
+#[derive(Default)]
+struct Moves {
+    order: Vec<Option<PendingMove>>,
+    index: HashMap<Vec<u8>, usize>,
+}
+
+impl Moves {
+    fn take(&mut self, key: &[u8]) -> Option<PendingMove> {
+        let at = self.index.remove(key)?;
+        self.order[at].take()
+    }
+
+    fn contains(&self, key: &[u8]) -> bool {
+        self.index.contains_key(key)
+    }
+
+    fn put(&mut self, key: Vec<u8>, pending: PendingMove) {
+        if let Some(old) = self.take(&key) {
+            drop(old);
+        }
+        self.index.insert(key, self.order.len());
+        self.order.push(Some(pending));
+    }
+
+    fn in_order(&self) -> impl Iterator<Item = &PendingMove> {
+        self.order.iter().flatten()
+    }
+}
+
 struct Batch {
     buckets: Map<Vec<u8>, Py<PyBucket>>,
     sessions: Map<Vec<u8>, Py<PySession>>,
-    moves: Map<Vec<u8>, PendingMove>,
+    moves: Moves,
     applied: i64,
     stream_time: i64,
 }
@@ -283,9 +315,9 @@ impl PyCounter {
     ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>, i64, i64)> {
         let layout = layout()?;
         let mut out = Batch {
-            buckets: Map::default(),
-            sessions: Map::default(),
-            moves: Map::default(),
+            buckets: Map::with_capacity_and_hasher(batch.len() / 4, RandomState::new()),
+            sessions: Map::with_capacity_and_hasher(batch.len(), RandomState::new()),
+            moves: Moves::default(),
             applied: 0,
             stream_time: 0,
         };
@@ -303,7 +335,7 @@ impl PyCounter {
             }
             self.apply_one(py, layout, &mut out, partition, offset, event, received)?;
         }
-        for (_, pending) in out.moves.iter() {
+        for pending in out.moves.in_order() {
             pending.finish(py, layout)?;
         }
         let buckets = PyDict::new(py);
@@ -473,7 +505,7 @@ impl PyCounter {
                 Some(s) => std::mem::take(&mut s.borrow_mut(py).inner.ids),
                 None => IndexMap::default(),
             };
-            if let Some(previous) = out.moves.shift_remove(&skey) {
+            if let Some(previous) = out.moves.take(&skey) {
                 previous.finish(py, layout)?; // the session this one ends, before it is replaced
             }
             let new = Session {
@@ -493,7 +525,7 @@ impl PyCounter {
             combined = Some(event_combinations(&combination_texts, Some(&new.attributes), layout));
             let new = Py::new(py, PySession { inner: new })?;
             if let Some(start_bucket) = self.bucket_at(py, &mut touched, &site, minute, partition, offset)? {
-                out.moves.insert(
+                out.moves.put(
                     skey.clone(),
                     PendingMove { bucket: start_bucket, before: None, session: new.clone_ref(py), visitor: visitor.to_string() },
                 );
@@ -510,9 +542,9 @@ impl PyCounter {
                 ));
                 let start_bucket = self.bucket_at(py, &mut touched, &site, minute_of(start), partition, offset)?;
                 if let Some(start_bucket) = start_bucket {
-                    if !out.moves.contains_key(&skey) {
+                    if !out.moves.contains(&skey) {
                         let before = contribution_of(&session.borrow(py).inner, layout);
-                        out.moves.insert(
+                        out.moves.put(
                             skey.clone(),
                             PendingMove {
                                 bucket: start_bucket,

@@ -8,6 +8,11 @@ mod session;
 mod visitors;
 
 use std::collections::BTreeMap;
+
+// Counting allocates small keys, texts and rows by the million; mimalloc serves them
+// faster than the system allocator. Rust's allocations only: Python keeps its own.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::OnceLock;
 
 use pyo3::exceptions::PyValueError;
