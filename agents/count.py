@@ -51,6 +51,7 @@ from agents.sink import InfluxSink, bucket_line
 from agents.topics import events_topic
 from footfall import tracing
 from footfall.app import app
+from footfall.events import MAX_REVENUE_AMOUNT
 from footfall.influx import InfluxClient
 from footfall.observability import observe_many
 from footfall.record_batches import RecordBatch, batch_of
@@ -152,13 +153,29 @@ BUCKETS = BucketCache(_settings.bucket_cache_mb * 2**20)
 
 
 def is_countable(envelope: Any) -> bool:
-    """Whether a decoded `events.raw` value is an envelope counting can use."""
+    """Whether a decoded `events.raw` value is an envelope counting can use.
+
+    The gateway's envelopes all are; a record another producer wrote may not be, and is
+    logged and left out rather than stop the worker at every restart.
+    """
     if not isinstance(envelope, dict):
         return False
     try:
-        return None not in _required_values(envelope)
+        if None in _required_values(envelope):
+            return False
     except KeyError:
         return False
+    revenue = envelope.get("revenue")
+    return revenue is None or _countable_revenue(revenue)
+
+
+def _countable_revenue(revenue: Any) -> bool:
+    if not isinstance(revenue, dict) or not isinstance(revenue.get("currency"), str):
+        return False
+    amount = revenue.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        return False
+    return 0 <= amount <= MAX_REVENUE_AMOUNT
 
 
 @contextmanager

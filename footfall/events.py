@@ -48,6 +48,11 @@ MAX_PROPS: Final = 30
 MAX_PROP_KEY_CHARS: Final = 64
 MAX_PROP_VALUE_CHARS: Final = 256
 MAX_LANG_CHARS: Final = 35
+# The largest revenue amount accepted: a quadrillion units of any currency (~24 billion USD
+# in rials, the smallest unit in use). Sums are kept in integer millionths
+# (footfall.metrics.revenue_units); beyond this a sum could leave the counting core's
+# 128-bit integers, and no real transaction comes near it.
+MAX_REVENUE_AMOUNT: Final = 1e15
 # ts as integer epoch ms is kept to what a date can hold (up to 9999-12-31T23:59:59.999Z),
 # which also keeps it inside int64 for every consumer.
 MAX_TS_MS: Final = 253_402_300_799_999
@@ -193,6 +198,7 @@ E_PROP_VALUE_LONG: Final = f"at most {MAX_PROP_VALUE_CHARS} chars"
 E_NUMBER: Final = "must be a number"
 E_FINITE: Final = "must be finite"
 E_AMOUNT_NEGATIVE: Final = "must be >= 0"
+E_AMOUNT_LARGE: Final = f"must be <= {MAX_REVENUE_AMOUNT:.0e}"
 E_CURRENCY: Final = "must be an ISO 4217 code (three upper-case letters)"
 E_SCREEN: Final = "must be WIDTHxHEIGHT"
 E_LANG: Final = f"must be a BCP 47 tag of at most {MAX_LANG_CHARS} chars"
@@ -410,6 +416,8 @@ def _check_revenue(index: int, value: object, errors: list[FieldError]) -> Reven
         amount, error = _check_number(raw_amount)
         if error is None and amount is not None and amount < 0:
             error = E_AMOUNT_NEGATIVE
+        if error is None and amount is not None and amount > MAX_REVENUE_AMOUNT:
+            error = E_AMOUNT_LARGE
         if error is not None:
             errors.append(FieldError(index, "revenue.amount", error))
     currency = value.get("currency")

@@ -75,13 +75,22 @@ def digests() -> dict[str, str]:
     return {m: hashlib.sha256(source_of(m).read_bytes()).hexdigest() for m in NATIVE_MODULES}
 
 
+#: The Python whose rules and formats the crate mirrors: an edit there makes it stale too,
+#: so that the Python core counts (with a warning) until it is rebuilt and checked again.
+MIRRORED = (
+    "footfall/metrics.py",
+    "footfall/visitors.py",
+    *(f"tables/{m}.py" for m in ("codec", "sessions", "buckets", "counting")),
+)
+
+
 def crate_digest() -> str:
-    """The SHA-256 over the crate's manifest, lock file and sources, as they are now."""
+    """The SHA-256 over the crate's files and the Python it mirrors, as they are now."""
     digest = hashlib.sha256()
     files = [CRATE / "Cargo.toml", CRATE / "Cargo.lock", *sorted((CRATE / "src").glob("*.rs"))]
-    for path in files:
+    for path in [*files, *(ROOT / m for m in MIRRORED)]:
         if path.exists():
-            digest.update(path.relative_to(CRATE).as_posix().encode() + b"\0")
+            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -104,7 +113,11 @@ def core() -> ModuleType | None:
             "(rebuild with `footfall native build`)"
         )
         return None
-    return importlib.import_module(CORE_MODULE)
+    try:
+        return importlib.import_module(CORE_MODULE)
+    except ImportError as exc:  # built for another interpreter, or damaged
+        log.warning("footfall._core does not import (%s): the Python core counts", exc)
+        return None
 
 
 def build_core(cache_dir: Path) -> bool:
@@ -114,7 +127,8 @@ def build_core(cache_dir: Path) -> bool:
         log.warning("no cargo: footfall._core not built, the Python core counts")
         return False
     target = cache_dir / "cargo-target"
-    env = {**os.environ, "CARGO_TARGET_DIR": str(target)}
+    # PYO3_PYTHON: the interpreter the module is for, whatever python3 is on PATH.
+    env = {**os.environ, "CARGO_TARGET_DIR": str(target), "PYO3_PYTHON": sys.executable}
     manifest = str(CRATE / "Cargo.toml")
     done = subprocess.run(
         [cargo, "build", "--release", "--quiet", "--locked", "--manifest-path", manifest],

@@ -102,7 +102,10 @@ class Visitors:
         """Estimated visitors, each sampled visitor counted `rate` times."""
         if self._by_rate is None:
             return float(self._sole_rate) if self._sole is not None else 0.0
-        return float(sum(rate * sketch.get_estimate() for rate, sketch in self._by_rate.items()))
+        # In rate order: a float sum's last bits depend on the order, and footfall._core
+        # (native/) sums in this one too.
+        by_rate = self._by_rate
+        return float(sum(rate * by_rate[rate].get_estimate() for rate in sorted(by_rate)))
 
     def max_rate(self) -> int:
         """The highest sample rate present (1 when unsampled or empty)."""

@@ -184,8 +184,10 @@ impl Bucket {
         Ok(())
     }
 
-    pub fn add_revenue(&mut self, currency: &str, units: i128) {
-        *self.revenue.entry(currency.to_owned()).or_insert(0) += units;
+    pub fn add_revenue(&mut self, currency: &str, units: i128) -> Result<(), CodecError> {
+        let sum = self.revenue.entry(currency.to_owned()).or_insert(0);
+        *sum = sum.checked_add(units).ok_or(CodecError("revenue sum out of range"))?;
+        Ok(())
     }
 
     /// tables/counting.py's _move: replace a session's contribution to this, its start bucket.

@@ -32,16 +32,21 @@ pub struct Rules {
 type Map<K, V> = IndexMap<K, V, RandomState>;
 type HashMap<K, V> = std::collections::HashMap<K, V, RandomState>;
 
-/// `site|visitor` (footfall.events.kafka_key) or `site|minute|partition` (bucket_key).
-fn key(site: &str, rest: &str, numbers: &[i64]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(site.len() + rest.len() + 24);
+/// `site|visitor`: footfall.events.kafka_key.
+fn session_key(site: &str, visitor: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(site.len() + visitor.len() + 1);
     key.extend_from_slice(site.as_bytes());
-    if !rest.is_empty() {
-        key.push(b'|');
-        key.extend_from_slice(rest.as_bytes());
-    }
+    key.push(b'|');
+    key.extend_from_slice(visitor.as_bytes());
+    key
+}
+
+/// `site|minute|partition`: tables.buckets.bucket_key.
+fn bucket_key(site: &str, minute: i64, partition: i64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(site.len() + 24);
+    key.extend_from_slice(site.as_bytes());
     let mut digits = itoa::Buffer::new();
-    for &n in numbers {
+    for n in [minute, partition] {
         key.push(b'|');
         key.extend_from_slice(digits.format(n).as_bytes());
     }
@@ -56,12 +61,15 @@ fn starts_new_session(previous: i64, t: i64, timeout_s: i64) -> bool {
     t.div_euclid(DAY_MS) != previous.div_euclid(DAY_MS) || t - previous > timeout_s * 1000
 }
 
-/// footfall.metrics.revenue_units: round(amount * 1_000_000), halves to even.
+/// footfall.metrics.revenue_units: round(amount * 1_000_000), halves to even. Python's ints
+/// have no bound; these are 128 bits, far beyond footfall.events.MAX_REVENUE_AMOUNT (the
+/// worker leaves out larger amounts before they get here: agents/count.py).
 fn revenue_units(amount: &Bound<'_, PyAny>) -> PyResult<i128> {
     if let Ok(float) = amount.downcast::<PyFloat>() {
         let scaled = (float.value() * REVENUE_SCALE as f64).round_ties_even();
-        if !scaled.is_finite() {
-            return Err(PyValueError::new_err("revenue amount is not finite"));
+        // 2^126: any product with a rate and any sum of them still fits, and is checked.
+        if !scaled.is_finite() || scaled.abs() >= 8.5e37 {
+            return Err(PyValueError::new_err("revenue amount out of range"));
         }
         return Ok(scaled as i128);
     }
@@ -412,7 +420,7 @@ impl PyCounter {
         partition: i64,
         offset: i64,
     ) -> PyResult<Option<Py<PyBucket>>> {
-        let key = key(site, "", &[minute, partition]);
+        let key = bucket_key(site, minute, partition);
         if let Some((_, found)) = touched.iter().find(|(k, _)| *k == key) {
             return Ok(found.as_ref().map(|b| b.clone_ref(py)));
         }
@@ -442,7 +450,7 @@ impl PyCounter {
         if minute < received - rules.retention_ms {
             return Ok(()); // its bucket may be purged already; never recreate a partial one
         }
-        let skey = key(&site, &visitor, &[]);
+        let skey = session_key(&site, &visitor);
         let session = self.session(py, &skey)?;
         if let Some(s) = &session {
             if s.borrow(py).inner.offset >= offset {
@@ -475,7 +483,9 @@ impl PyCounter {
         let revenue = match event.get_item(f.revenue.bind(py))? {
             Some(r) if !r.is_none() => {
                 let currency: PyBackedStr = r.get_item(f.currency.bind(py))?.extract()?;
-                let units = revenue_units(&r.get_item(f.amount.bind(py))?)? * rate as i128;
+                let units = revenue_units(&r.get_item(f.amount.bind(py))?)?
+                    .checked_mul(rate as i128)
+                    .ok_or_else(|| PyValueError::new_err("revenue out of range"))?;
                 Some((currency, units))
             }
             _ => None,
@@ -580,7 +590,7 @@ impl PyCounter {
             let mut b = bucket.borrow_mut(py);
             b.inner.add_event(&layout.event_rows, &values, &visitor, rate, is_pageview, revenue.is_some())?;
             if let Some((currency, units)) = &revenue {
-                b.inner.add_revenue(currency, *units);
+                b.inner.add_revenue(currency, *units)?;
             }
         }
 

@@ -217,8 +217,8 @@ impl PyBucket {
         Ok(self.inner.add_event(dimensions, &values, visitor, rate, is_pageview, is_transaction)?)
     }
 
-    fn add_revenue(&mut self, currency: &str, units: i128) {
-        self.inner.add_revenue(currency, units);
+    fn add_revenue(&mut self, currency: &str, units: i128) -> PyResult<()> {
+        Ok(self.inner.add_revenue(currency, units)?)
     }
 
     /// Replace a session's contribution (`before` None: a new session).

@@ -454,6 +454,12 @@ def test_custom_event_url_optional(url: Any) -> None:
             id="revenue-amount-negative",
         ),
         pytest.param(
+            {"revenue": {"amount": 1.0000001e15, "currency": "IRR"}},
+            "revenue.amount",
+            ev.E_AMOUNT_LARGE,
+            id="revenue-amount-too-large",
+        ),
+        pytest.param(
             {"revenue": {"amount": math.nan, "currency": "INR"}},
             "revenue.amount",
             ev.E_FINITE,

@@ -111,6 +111,10 @@ async def test_values_that_are_not_countable_envelopes_are_skipped_and_counted(
     good = envelope("shop", "u1", T0, path="/a")
     missing = {k: v for k, v in envelope("shop", "u2", T0, path="/a").items() if k != "bot"}
     null_id = {**envelope("shop", "u3", T0, path="/a"), "id": None}
+    # Revenue the gateway refuses, from another producer: left out, not a stopped worker.
+    huge = envelope("shop", "u4", T0, name="purchase", revenue=(1e40, "USD"))
+    text_amount = {**good, "id": "t", "revenue": {"amount": "5", "currency": "USD"}}
+    no_currency = {**good, "id": "c", "revenue": {"amount": 5.0}}
     key = kafka_key("shop", "x")
     values = [
         (key, orjson.dumps(good)),
@@ -118,10 +122,11 @@ async def test_values_that_are_not_countable_envelopes_are_skipped_and_counted(
         (key, orjson.dumps(null_id)),
         (key, orjson.dumps(["not", "an", "object"])),
         (key, b"{not json"),
+        *((key, orjson.dumps(e)) for e in (huge, text_amount, no_currency)),
     ]
     before = count.STATS.malformed
     await harness.feed_values(values)
-    assert count.STATS.malformed - before == 4
+    assert count.STATS.malformed - before == 7
     merged = merge_buckets(harness.buckets())
     assert merged[("shop", T0)].counts["events"] == 1
     assert compare(merged, reference([good])) == []

@@ -21,7 +21,7 @@ from footfall.visitors import SketchConfig
 from tables.buckets import EVENT_ROWS, SESSION_ROWS, Bucket, Contribution, CountedBucket
 from tables.codec import Reader
 from tables.core import BucketMaker, layout, new_counter
-from tables.counting import CountingRules
+from tables.counting import BatchCounter, CountingRules
 from tables.sessions import Session
 
 CONFIG = SketchConfig()
@@ -204,6 +204,32 @@ def test_bad_session_records_are_a_value_error(raw: bytes) -> None:
     assert core is not None
     with pytest.raises(ValueError, match="session value"):
         core.Session.decode(raw)
+
+
+@needs_core
+def test_both_cores_count_odd_but_countable_events_alike() -> None:
+    # An empty visitor (only another producer than the gateway can send one), an amount at
+    # the gateway's limit, sampled rates: the same records, under the same keys.
+    base = {
+        "site": "s", "name": "purchase", "received_at": T0, "bot": False, "path": "/",
+        "revenue": {"amount": 1e15, "currency": "IRR"},
+    }  # fmt: skip
+    events = [
+        (i, {**base, "visitor": visitor, "id": f"e{i}", "event_time": T0 + i, "sample_rate": rate})
+        for i, (visitor, rate) in enumerate([("", 1), ("", 8), ("v", 2), ("w", 4), ("", 1)])
+    ]
+    written = []
+    for make in (BatchCounter, new_counter):
+        result = make(CountingRules(), {}.get, {}.get).apply(0, events)
+        written.append(
+            (
+                {k: b.encode() for k, b in result.buckets.items()},
+                {k: s.encode() for k, s in result.sessions.items()},
+                [b.point() for b in result.buckets.values()],
+            )
+        )
+    assert written[0] == written[1]
+    assert b"s|" in written[0][1]
 
 
 @needs_core
