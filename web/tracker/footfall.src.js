@@ -138,7 +138,8 @@
     function revenue(r) {
       var a = r && +r.amount;
       var c = r && String(r.currency).toUpperCase();
-      return a >= 0 && isFinite(a) && /^[A-Z]{3}$/.test(c) ? { amount: a, currency: c } : undefined;
+      // The gateway refuses a whole request over one amount outside 0..1e15.
+      return a >= 0 && a <= 1e15 && /^[A-Z]{3}$/.test(c) ? { amount: a, currency: c } : undefined;
     }
 
     function track(name, o, ref) {

@@ -77,6 +77,7 @@ for (const [build, mod] of BUILDS) {
         props: Object.assign(many, { long: 'é'.repeat(300), fn() {}, obj: {}, nan: NaN, nul: null }),
       });
       page.api('event', 'refund', { revenue: { amount: -5, currency: 'INR' } });
+      page.api('event', 'huge', { revenue: { amount: 2e15, currency: 'IRR' } });
       page.api('event', 'odd', { revenue: { amount: 5, currency: 'RUPEES' }, props: 'not an object' });
       await page.advance(2000);
       const byName = Object.fromEntries(page.events().map((e) => [e.name, e]));
@@ -88,6 +89,7 @@ for (const [build, mod] of BUILDS) {
       assert.ok(Object.keys(byName.noisy.props).every((k) => k.length <= 64));
       assert.equal(byName.noisy.props.long, undefined, 'past the 30th key');
       assert.equal(byName.refund.revenue, undefined);
+      assert.equal(byName.huge.revenue, undefined, 'the gateway would refuse the request');
       assert.equal(byName.odd.revenue, undefined);
       assert.equal(byName.odd.props, undefined);
     });
