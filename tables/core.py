@@ -3,7 +3,7 @@
 footfall._core (native/, Rust) keeps the counter's sessions and minute buckets in native
 memory and applies the same rules to them as tables/counting.py, several times as fast;
 both leave the same bytes (tests/unit/stream/test_native.py counts a workload both ways,
-test_core.py checks the buckets on their own). It makes HLL_8 sketches only: with another
+test_core.py checks the buckets and session records). It makes HLL_8 sketches only: with another
 register width (`hll_type`) the Python core counts. The rules' one home stays
 footfall.metrics: what the Rust core needs of them it is given here, once.
 """
