@@ -103,11 +103,7 @@ def core() -> ModuleType | None:
     """`footfall._core` if it is built from the crate as it is now, and wanted; else None."""
     if _pure_python() or not extension_of(CORE_MODULE).exists():
         return None
-    try:
-        recorded = json.loads(RECORD.read_text()).get(CORE_RECORD_KEY)
-    except (OSError, ValueError):
-        recorded = None
-    if recorded != crate_digest():
+    if core_stale():
         log.warning(
             "footfall._core out of date with native/: the Python core counts "
             "(rebuild with `footfall native build`)"

@@ -17,7 +17,7 @@ from footfall import native
 from footfall.metrics import COMBINATION_SEP, COMBINATION_SEP_STANDIN, COUNTERS, PAGEVIEW
 from footfall.visitors import SketchConfig
 from tables.bucket_cache import BucketCache
-from tables.buckets import EVENT_ROWS, SESSION_ROWS, Bucket, CountedBucket
+from tables.buckets import EVENT_ROWS, SESSION_ROWS
 from tables.counting import (
     EVENT_COMBINATION_MEMBERS,
     EVENT_FIELDS,
@@ -62,31 +62,6 @@ _CORE = _configured_core()
 
 def _native(config: SketchConfig) -> ModuleType | None:
     return _CORE if config.hll_type == "HLL_8" else None
-
-
-class BucketMaker:
-    """New and decoded buckets of one sketch configuration, for counting."""
-
-    def __init__(self, config: SketchConfig) -> None:
-        self.config = config
-        core = _native(config)
-        self._native: Any = core.Bucket if core is not None else None
-
-    @property
-    def native(self) -> bool:
-        return self._native is not None
-
-    def new(self) -> CountedBucket:
-        if self._native is not None:
-            bucket: CountedBucket = self._native(self.config.lg_k)
-            return bucket
-        return Bucket(self.config)
-
-    def decode(self, raw: bytes) -> CountedBucket:
-        if self._native is not None:
-            bucket: CountedBucket = self._native.decode(raw, self.config.lg_k)
-            return bucket
-        return Bucket.decode(raw, self.config)
 
 
 class NativeBatchCounter:

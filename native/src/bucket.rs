@@ -3,12 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use ahash::RandomState;
-use indexmap::IndexMap;
-
-type Map<K, V> = IndexMap<K, V, RandomState>;
 
 use crate::codec::{put_blob, put_sint, put_uint, CodecError, Reader};
+use crate::Map;
 use crate::visitors::Visitors;
 
 pub const N_COUNTERS: usize = 6;

@@ -2,8 +2,6 @@
 //! the same order, so that the same batches leave the same bytes (tests/unit/stream/
 //! test_native.py counts a workload both ways). The module docstring there explains them.
 
-use ahash::RandomState;
-use indexmap::IndexMap;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
@@ -11,7 +9,7 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
 
 use crate::bucket::Contribution;
 use crate::session::Session;
-use crate::{layout, Layout, PyBucket, PySession};
+use crate::{layout, HashMap, Layout, Map, PyBucket, PySession};
 
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
@@ -26,11 +24,6 @@ pub struct Rules {
     pub retention_ms: i64,
     pub lg_k: u8,
 }
-
-/// Maps keyed by what clients send (sites, visitors): ahash, randomly keyed, so that no
-/// chosen keys can make them slow, and much faster than the default SipHash.
-type Map<K, V> = IndexMap<K, V, RandomState>;
-type HashMap<K, V> = std::collections::HashMap<K, V, RandomState>;
 
 /// `site|visitor`: footfall.events.kafka_key.
 fn session_key(site: &str, visitor: &str) -> Vec<u8> {
@@ -252,9 +245,7 @@ impl Moves {
     }
 
     fn put(&mut self, key: Vec<u8>, pending: PendingMove) {
-        if let Some(old) = self.take(&key) {
-            drop(old);
-        }
+        self.take(&key); // a key put again goes last, as in a dict
         self.index.insert(key, self.order.len());
         self.order.push(Some(pending));
     }
@@ -323,8 +314,8 @@ impl PyCounter {
     ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>, i64, i64)> {
         let layout = layout()?;
         let mut out = Batch {
-            buckets: Map::with_capacity_and_hasher(batch.len() / 4, RandomState::new()),
-            sessions: Map::with_capacity_and_hasher(batch.len(), RandomState::new()),
+            buckets: Map::with_capacity_and_hasher(batch.len() / 4, Default::default()),
+            sessions: Map::with_capacity_and_hasher(batch.len(), Default::default()),
             moves: Moves::default(),
             applied: 0,
             stream_time: 0,
@@ -513,7 +504,7 @@ impl PyCounter {
                 .collect::<PyResult<Vec<_>>>()?;
             let ids = match &session {
                 Some(s) => std::mem::take(&mut s.borrow_mut(py).inner.ids),
-                None => IndexMap::default(),
+                None => Map::default(),
             };
             if let Some(previous) = out.moves.take(&skey) {
                 previous.finish(py, layout)?; // the session this one ends, before it is replaced

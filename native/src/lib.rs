@@ -23,6 +23,11 @@ use pyo3::types::{PyBytes, PyTuple};
 use crate::bucket::{Contribution, N_COUNTERS};
 use crate::codec::CodecError;
 
+/// Maps keyed by what clients send (sites, visitors, dimension values): ahash, randomly
+/// keyed, so that no chosen keys can make them slow, and much faster than SipHash.
+pub(crate) type Map<K, V> = indexmap::IndexMap<K, V, ahash::RandomState>;
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+
 /// The dimensions of an event's rows and of a session's, in the order of their values.
 static LAYOUT: OnceLock<Layout> = OnceLock::new();
 

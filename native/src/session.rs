@@ -1,8 +1,7 @@
 //! tables/sessions.py's `Session`: a visitor's current session and recent event ids, stored
 //! as the same JSON array (orjson's bytes: compact, only what JSON requires escaped).
 
-use ahash::RandomState;
-use indexmap::IndexMap;
+use crate::Map;
 use serde_json::Value;
 
 use crate::codec::CodecError;
@@ -23,7 +22,7 @@ pub struct Session {
     pub exit_time: i64,
     pub last_received: i64,
     /// id -> received_at, oldest first
-    pub ids: IndexMap<String, i64, RandomState>,
+    pub ids: Map<String, i64>,
 }
 
 impl Session {
@@ -112,7 +111,7 @@ impl Session {
         if flat.len() % 2 != 0 {
             return Err(CodecError("bad session value"));
         }
-        let mut ids = IndexMap::with_capacity_and_hasher(flat.len() / 2, RandomState::new());
+        let mut ids = Map::with_capacity_and_hasher(flat.len() / 2, Default::default());
         for pair in flat.chunks_exact(2) {
             let received = pair[1].as_i64().ok_or(CodecError("bad session value"))?;
             ids.insert(text(&pair[0])?, received);

@@ -20,25 +20,47 @@ from footfall.metrics import COUNTERS
 from footfall.visitors import SketchConfig
 from tables.buckets import EVENT_ROWS, SESSION_ROWS, Bucket, Contribution, CountedBucket
 from tables.codec import Reader
-from tables.core import BucketMaker, layout, new_counter
+from tables.core import NativeBatchCounter, layout, new_counter
 from tables.counting import BatchCounter, CountingRules
 from tables.sessions import Session
 
 CONFIG = SketchConfig()
+T0 = 1_764_000_000_000
 core = native.core()
 needs_core = pytest.mark.skipif(core is None, reason="checked by test_the_core_is_built")
+
+
+def rust_bucket() -> CountedBucket:
+    assert core is not None
+    bucket: CountedBucket = core.Bucket(CONFIG.lg_k)
+    return bucket
+
+
+def rust_decode(raw: bytes) -> CountedBucket:
+    assert core is not None
+    bucket: CountedBucket = core.Bucket.decode(raw, CONFIG.lg_k)
+    return bucket
+
+
+def _counter(config: SketchConfig) -> Any:
+    return new_counter(CountingRules(sketch=config), {}.get, {}.get)
 
 
 def test_the_core_is_built() -> None:
     # scripts/bootstrap builds it (`footfall native build`); without it the Python buckets
     # count, correctly but slower, and this fails so that nobody benchmarks that unawares.
     assert core is not None, "footfall._core is not built or stale: run `footfall native build`"
-    assert BucketMaker(CONFIG).native
+    assert isinstance(_counter(CONFIG), NativeBatchCounter)
 
 
 def test_other_register_widths_count_with_the_python_buckets() -> None:
-    assert not BucketMaker(SketchConfig(hll_type="HLL_4")).native
-    assert isinstance(BucketMaker(SketchConfig(hll_type="HLL_4")).new(), Bucket)
+    counter = _counter(SketchConfig(hll_type="HLL_4"))
+    assert isinstance(counter, BatchCounter)
+    event = {
+        "site": "s", "visitor": "v", "id": "e", "name": "pageview", "event_time": T0,
+        "received_at": T0, "bot": False, "sample_rate": 1, "path": "/",
+    }  # fmt: skip
+    assert all(isinstance(b, Bucket) for b in counter.apply(0, [(0, event)]).buckets.values())
 
 
 def _operations(seed: int, n: int, visitors: int) -> list[tuple[Any, ...]]:
@@ -98,8 +120,7 @@ def _run(
 )
 def test_both_write_the_same_bytes_and_points(seed: int, n: int, visitors: int) -> None:
     ops = _operations(seed, n, visitors)
-    maker = BucketMaker(CONFIG)
-    rust, rust_bytes = _run(maker.new(), ops, maker.decode)
+    rust, rust_bytes = _run(rust_bucket(), ops, rust_decode)
     python, python_bytes = _run(Bucket(CONFIG), ops, lambda raw: Bucket.decode(raw, CONFIG))
     assert type(rust) is not type(python)
     assert len(rust_bytes) == len(python_bytes) > 1
@@ -113,11 +134,10 @@ def test_both_write_the_same_bytes_and_points(seed: int, n: int, visitors: int) 
 def test_each_continues_from_the_others_bytes() -> None:
     ops = _operations(5, 4000, 3000)
     half = len(ops) // 2
-    maker = BucketMaker(CONFIG)
     _, python_first = _run(Bucket(CONFIG), ops[:half], lambda raw: Bucket.decode(raw, CONFIG))
-    _, rust_first = _run(maker.new(), ops[:half], maker.decode)
+    _, rust_first = _run(rust_bucket(), ops[:half], rust_decode)
     assert python_first[-1] == rust_first[-1]
-    _, rust_after_python = _run(maker.decode(python_first[-1]), ops[half:], maker.decode)
+    _, rust_after_python = _run(rust_decode(python_first[-1]), ops[half:], rust_decode)
     _, python_after_rust = _run(
         Bucket.decode(rust_first[-1], CONFIG), ops[half:], lambda raw: Bucket.decode(raw, CONFIG)
     )
@@ -137,7 +157,7 @@ def _total_sketch(encoded: bytes) -> bytes:
 @needs_core
 def test_the_total_sketch_is_the_datasketches_librarys() -> None:
     visitors = [f"visitor-{i}" for i in range(3000)]
-    rust = BucketMaker(CONFIG).new()
+    rust = rust_bucket()
     reference = ds.hll_sketch(CONFIG.lg_k, ds.tgt_hll_type.HLL_8)
     for visitor in visitors:
         rust.add_event(("/", "pageview", "/|a|b|c"), visitor, 1, True, False)
@@ -156,7 +176,7 @@ def test_the_total_sketch_is_the_datasketches_librarys() -> None:
 def test_bad_bytes_are_a_value_error_in_both(raw: bytes) -> None:
     # Both say what is wrong; the words differ (Python's CodecError is a ValueError).
     with pytest.raises(ValueError, match=r"version|truncated|sketch"):
-        BucketMaker(CONFIG).decode(raw)
+        rust_decode(raw)
     with pytest.raises(ValueError, match=r"version|truncated|sketch|Insufficient|Invalid|range"):
         Bucket.decode(raw, CONFIG)
 
@@ -173,14 +193,11 @@ def test_a_layout_other_than_the_metrics_is_refused() -> None:
         core.configure(list(COUNTERS), **{**layout(), "pageview": "view"})
     core.configure(list(COUNTERS), **layout())  # the same again: fine
     with pytest.raises(ValueError, match="rows"):
-        BucketMaker(CONFIG).new().add_event(("/only-one",), "v", 1, True, False)
+        rust_bucket().add_event(("/only-one",), "v", 1, True, False)
 
 
 def _session(attributes: list[str], ids: dict[str, int]) -> Session:
     return Session(3, 41, T0, T0 + 5, 2, 1, 4, attributes, "/exit", T0 + 5, T0 + 9, ids)
-
-
-T0 = 1_764_000_000_000
 
 
 @needs_core
